@@ -155,3 +155,44 @@ func TestRepoRoot(t *testing.T) {
 		t.Fatalf("repo root %s: %v", root, err)
 	}
 }
+
+// TestRunAllConformance runs every conformance case through ONNX Runtime; it
+// takes a while (one Node.js process per case), so it runs only with
+// IOP_ORT_ALL=1.
+func TestRunAllConformance(t *testing.T) {
+	if os.Getenv("IOP_ORT_ALL") != "1" {
+		t.Skip("set IOP_ORT_ALL=1 to run every conformance case through ONNX Runtime")
+	}
+	requireORT(t)
+	dir := conformanceDir(t)
+	models, err := filepath.Glob(filepath.Join(dir, "*", "*", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, m := range models {
+		c := filepath.Dir(m)
+		t.Run(filepath.Base(filepath.Dir(c))+"_"+filepath.Base(c), func(t *testing.T) {
+			data := filepath.Join(c, "test_data_set_0")
+			inputs := readPBs(t, data, "input")
+			want := readPBs(t, data, "output")
+			got, err := Run(ctx, m, inputs, 1)
+			if err != nil && strings.Contains(err.Error(), "Could not find an implementation") {
+				// ONNX Runtime 1.30 has no kernels for some pre-opset-7 ops
+				// (e.g. Add-6, Gemm-6, BatchNormalization-6, AveragePool-1).
+				t.Skipf("ONNX Runtime does not implement this legacy operator version: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d outputs, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if err := tensor.AllClose(got[i], want[i], 1e-3, 1e-5); err != nil {
+					t.Errorf("output %d: %v", i, err)
+				}
+			}
+		})
+	}
+}

@@ -12,7 +12,8 @@
 // Inputs and outputs are serialized onnx.TensorProto files (the ONNX
 // test-data .pb format). Inputs are matched to the model's inputs by the
 // TensorProto name when every input file names a model input, and by position
-// otherwise. With --output-dir, output i is written to DIR/output_i.pb and a
+// otherwise. An int64 input is narrowed to int32, and float32 and float64 are
+// converted, when the model declares that type. With --output-dir, output i is written to DIR/output_i.pb and a
 // JSON manifest {"outputs":[{"name","file","type","dims"}...]} is printed.
 // With --bench K, W warm-up runs (default 3) are followed by K timed runs and
 // {"median_ms","min_ms","mean_ms","runs","times_ms","threads","ort_version"}
@@ -79,6 +80,28 @@ function loadOrt() {
   }
 }
 
+// convert returns data (of ORT type from) as the ORT type to that the model
+// declares, for the widenings and narrowings a caller whose tensors are only
+// float32/int64/bool needs: int64 -> int32 (range-checked) and
+// float32 <-> float64. Other mismatches are left for ONNX Runtime to reject.
+function convert(data, from, to, name) {
+  if (from === to) return data;
+  if (from === 'int64' && to === 'int32') {
+    const out = new Int32Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v < -2147483648n || v > 2147483647n) {
+        throw new Error(`input ${name}: value ${v} at ${i} does not fit the model's int32`);
+      }
+      out[i] = Number(v);
+    }
+    return out;
+  }
+  if (from === 'float32' && to === 'float64') return Float64Array.from(data);
+  if (from === 'float64' && to === 'float32') return Float32Array.from(data);
+  return data;
+}
+
 function median(sorted) {
   const n = sorted.length;
   return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
@@ -114,10 +137,13 @@ async function main() {
     throw new Error(`model ${opts.model} has ${names.length} inputs (${names.join(', ')}), got ${files.length} input files`);
   }
   const byName = files.every((t) => names.includes(t.name)) && new Set(files.map((t) => t.name)).size === files.length;
+  const meta = new Map((session.inputMetadata || []).map((m) => [m.name, m]));
   const feeds = {};
   files.forEach((t, i) => {
     const key = byName ? t.name : names[i];
-    feeds[key] = new ort.Tensor(t.type, t.data, t.dims);
+    const m = meta.get(key);
+    const want = m && m.isTensor ? m.type : t.type;
+    feeds[key] = new ort.Tensor(want, convert(t.data, t.type, want, key), t.dims);
   });
 
   let results;

@@ -4,24 +4,24 @@
 // the tool needs no protobuf dependency.
 //
 // Fields handled (onnx.proto): dims = 1 (int64, packed or not),
-// data_type = 2, float_data = 4 (packed or not), int32_data = 5 (for BOOL),
-// int64_data = 7 (packed or not), name = 8, raw_data = 9,
-// data_location = 14 (EXTERNAL is rejected). Other fields are skipped.
-// Element types: FLOAT (1), INT64 (7) and BOOL (9).
+// data_type = 2, float_data = 4 (packed or not), int32_data = 5 (INT32 and
+// BOOL), int64_data = 7 (packed or not), name = 8, raw_data = 9,
+// double_data = 10, data_location = 14 (EXTERNAL is rejected). Other fields
+// are skipped. Element types: FLOAT (1), INT32 (6), INT64 (7), BOOL (9) and
+// DOUBLE (11); the writer always uses raw_data.
 
-const DataType = Object.freeze({ FLOAT: 1, INT64: 7, BOOL: 9 });
+const DataType = Object.freeze({ FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, DOUBLE: 11 });
 
-const ortTypeOf = {
-  [DataType.FLOAT]: 'float32',
-  [DataType.INT64]: 'int64',
-  [DataType.BOOL]: 'bool',
+// Per element type: ORT type string, bytes per element, typed array.
+const types = {
+  [DataType.FLOAT]: { ort: 'float32', size: 4, Array: Float32Array },
+  [DataType.INT32]: { ort: 'int32', size: 4, Array: Int32Array },
+  [DataType.INT64]: { ort: 'int64', size: 8, Array: BigInt64Array },
+  [DataType.BOOL]: { ort: 'bool', size: 1, Array: Uint8Array },
+  [DataType.DOUBLE]: { ort: 'float64', size: 8, Array: Float64Array },
 };
 
-const protoTypeOf = {
-  float32: DataType.FLOAT,
-  int64: DataType.INT64,
-  bool: DataType.BOOL,
-};
+const protoTypeOf = Object.fromEntries(Object.entries(types).map(([dt, t]) => [t.ort, Number(dt)]));
 
 const WIRE_VARINT = 0;
 const WIRE_I64 = 1;
@@ -116,6 +116,7 @@ function decode(buf) {
   const floats = [];
   const int32s = [];
   const int64s = [];
+  const doubles = [];
   let dataType = 0;
   let name = '';
   let raw = null;
@@ -159,6 +160,19 @@ function decode(buf) {
         if (wire !== WIRE_LEN) throw new Error('bad wire type for raw_data');
         raw = r.lenDelimited();
         break;
+      case 10:
+        if (wire === WIRE_LEN) {
+          const b = r.lenDelimited();
+          const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+          if (b.length % 8 !== 0) throw new Error('double_data length not a multiple of 8');
+          for (let i = 0; i < b.length; i += 8) doubles.push(dv.getFloat64(i, true));
+        } else if (wire === WIRE_I64) {
+          const b = r.bytes(8);
+          doubles.push(new DataView(b.buffer, b.byteOffset, 8).getFloat64(0, true));
+        } else {
+          throw new Error('bad wire type for double_data');
+        }
+        break;
       case 14:
         if (wire !== WIRE_VARINT) throw new Error('bad wire type for data_location');
         external = r.smallInt() === 1;
@@ -168,41 +182,30 @@ function decode(buf) {
     }
   }
   if (external) throw new Error('external tensor data is not supported');
-  const type = ortTypeOf[dataType];
-  if (!type) throw new Error(`unsupported TensorProto data_type ${dataType} (want FLOAT, INT64 or BOOL)`);
+  const info = types[dataType];
+  if (!info) throw new Error(`unsupported TensorProto data_type ${dataType} (want FLOAT, INT32, INT64, BOOL or DOUBLE)`);
+  if (!littleEndian()) throw new Error('big-endian hosts are not supported');
   const n = dims.reduce((a, b) => a * b, 1);
   let data;
   if (raw !== null) {
-    const ab = copyBytes(raw);
-    switch (dataType) {
-      case DataType.FLOAT:
-        if (raw.length !== 4 * n) throw new Error(`raw_data has ${raw.length} bytes, want ${4 * n}`);
-        data = new Float32Array(ab);
-        break;
-      case DataType.INT64:
-        if (raw.length !== 8 * n) throw new Error(`raw_data has ${raw.length} bytes, want ${8 * n}`);
-        data = new BigInt64Array(ab);
-        break;
-      default:
-        if (raw.length !== n) throw new Error(`raw_data has ${raw.length} bytes, want ${n}`);
-        data = new Uint8Array(ab);
+    if (raw.length !== info.size * n) {
+      throw new Error(`raw_data has ${raw.length} bytes, want ${info.size * n} for ${info.ort} ${JSON.stringify(dims)}`);
     }
-    if (!littleEndian()) throw new Error('big-endian hosts are not supported');
+    data = new info.Array(copyBytes(raw));
   } else {
+    let vals;
+    let field;
     switch (dataType) {
-      case DataType.FLOAT:
-        if (floats.length !== n) throw new Error(`float_data has ${floats.length} values, want ${n}`);
-        data = Float32Array.from(floats);
-        break;
-      case DataType.INT64:
-        if (int64s.length !== n) throw new Error(`int64_data has ${int64s.length} values, want ${n}`);
-        data = BigInt64Array.from(int64s);
-        break;
-      default:
-        if (int32s.length !== n) throw new Error(`int32_data has ${int32s.length} values, want ${n}`);
-        data = Uint8Array.from(int32s, (v) => (v ? 1 : 0));
+      case DataType.FLOAT: vals = floats; field = 'float_data'; break;
+      case DataType.INT64: vals = int64s; field = 'int64_data'; break;
+      case DataType.DOUBLE: vals = doubles; field = 'double_data'; break;
+      case DataType.BOOL: vals = int32s.map((v) => (v ? 1 : 0)); field = 'int32_data'; break;
+      default: vals = int32s; field = 'int32_data';
     }
+    if (vals.length !== n) throw new Error(`${field} has ${vals.length} values, want ${n}`);
+    data = info.Array.from(vals);
   }
+  const type = info.ort;
   return { name, dataType, type, dims, data };
 }
 
@@ -243,11 +246,11 @@ class Writer {
 }
 
 // encode serializes a tensor as a TensorProto with raw little-endian data.
-// type is an ORT type string ('float32', 'int64' or 'bool'); data a typed
-// array of that type.
+// type is an ORT type string ('float32', 'float64', 'int32', 'int64' or
+// 'bool'); data a typed array of that type.
 function encode(name, type, dims, data) {
   const dt = protoTypeOf[type];
-  if (!dt) throw new Error(`cannot write tensor ${JSON.stringify(name)} of type ${type} (want float32, int64 or bool)`);
+  if (!dt) throw new Error(`cannot write tensor ${JSON.stringify(name)} of type ${type} (want float32, float64, int32, int64 or bool)`);
   if (!littleEndian()) throw new Error('big-endian hosts are not supported');
   const w = new Writer();
   if (dims.length > 0) {
@@ -258,12 +261,15 @@ function encode(name, type, dims, data) {
   w.key(2, WIRE_VARINT);
   w.varint(dt);
   if (name) w.bytesField(8, Buffer.from(name, 'utf8'));
+  const A = types[dt].Array;
   let raw = data;
-  if (type === 'bool' && !(data instanceof Uint8Array)) {
-    raw = Uint8Array.from(data, (v) => (v ? 1 : 0));
+  if (!(data instanceof A)) {
+    raw = type === 'bool' ? Uint8Array.from(data, (v) => (v ? 1 : 0)) : A.from(data);
   }
+  const n = dims.reduce((a, b) => a * b, 1);
+  if (raw.length !== n) throw new Error(`tensor ${JSON.stringify(name)}: ${raw.length} values for shape ${JSON.stringify(dims)}`);
   w.bytesField(9, new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
   return w.finish();
 }
 
-module.exports = { decode, encode, DataType };
+module.exports = { decode, encode, DataType, types };
