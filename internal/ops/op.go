@@ -57,6 +57,17 @@ type Def struct {
 	View bool
 	// Class is the operator class for the cost model.
 	Class Class
+	// ClassOf, when set, refines Class for one node (Conv: depthwise when
+	// each group has a single input channel). Use ClassFor.
+	ClassOf func(n *graph.Node, in []Input) Class
+}
+
+// ClassFor returns the cost class of node n with inputs in.
+func (d *Def) ClassFor(n *graph.Node, in []Input) Class {
+	if d.ClassOf != nil {
+		return d.ClassOf(n, in)
+	}
+	return d.Class
 }
 
 var registry = map[string]*Def{}
