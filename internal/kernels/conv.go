@@ -1,6 +1,10 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"runtime"
+)
 
 // ConvParams describes a 2-D convolution of one image (batch is the caller's
 // loop). Padding at the bottom and right is implied by OutH and OutW.
@@ -16,11 +20,24 @@ type ConvParams struct {
 
 // Conv is a convolution with prepared (packed) weights, bias and a fused
 // activation. It is safe for sequential reuse, not for concurrent Run calls.
+//
+// Ordinary and grouped convolutions run as one GEMM per group: the weights
+// of the group, OutC/Group × (InC/Group·KH·KW), are packed once by NewConv as
+// the A operand; Run packs B panels straight from the image (implicit
+// im2col), or uses the image itself as B for 1×1 stride-1 unpadded
+// convolutions. Bias and activation are applied to each output tile as soon
+// as it is complete. Depthwise convolutions (InC/Group == 1, any channel
+// multiplier) use a direct kernel.
 type Conv struct {
 	p      ConvParams
 	weight []float32 // [OutC, InC/Group, KH, KW]
 	bias   []float32 // [OutC] or nil
 	act    Act
+
+	depthwise bool
+	direct    bool        // 1×1, stride 1, no padding: the image is B
+	packed    [][]float32 // per group: packed A panels
+	kdim      int         // InC/Group*KH*KW
 }
 
 // NewConv prepares a convolution. weight is [OutC, InC/Group, KH, KW];
@@ -35,48 +52,346 @@ func NewConv(p ConvParams, weight, bias []float32, act Act) (*Conv, error) {
 	if bias != nil && len(bias) != p.OutC {
 		return nil, fmt.Errorf("conv: bias has %d values, want %d", len(bias), p.OutC)
 	}
-	return &Conv{p: p, weight: weight, bias: bias, act: act}, nil
+	if p.StrideH <= 0 || p.StrideW <= 0 || p.DilH <= 0 || p.DilW <= 0 || p.KH <= 0 || p.KW <= 0 {
+		return nil, fmt.Errorf("conv: strides, dilations and kernel sizes must be positive: %+v", p)
+	}
+	c := &Conv{p: p, weight: weight, bias: bias, act: act}
+	icg, ocg := p.InC/p.Group, p.OutC/p.Group
+	c.kdim = icg * p.KH * p.KW
+	if icg == 1 {
+		c.depthwise = true
+		return c, nil
+	}
+	c.direct = p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 &&
+		p.PadT == 0 && p.PadL == 0 && p.OutH == p.InH && p.OutW == p.InW
+	mp := ceilDiv(ocg, mr)
+	c.packed = make([][]float32, p.Group)
+	for g := range c.packed {
+		c.packed[g] = make([]float32, mp*mr*c.kdim)
+		packA(c.packed[g], false, ocg, c.kdim, weight[g*ocg*c.kdim:], c.kdim, 0, mp)
+	}
+	return c, nil
 }
+
+// Params returns the convolution's parameters.
+func (c *Conv) Params() ConvParams { return c.p }
 
 // Run convolves in [InC, InH, InW] into out [OutC, OutH, OutW].
 func (c *Conv) Run(pool *Pool, in, out []float32) {
 	p := c.p
-	icg, ocg := p.InC/p.Group, p.OutC/p.Group
-	pool.Parallel(p.OutC, func(lo, hi int) {
-		for oc := lo; oc < hi; oc++ {
-			g := oc / ocg
-			o := out[oc*p.OutH*p.OutW : (oc+1)*p.OutH*p.OutW]
-			var b float32
-			if c.bias != nil {
-				b = c.bias[oc]
+	if len(in) < p.InC*p.InH*p.InW || len(out) < p.OutC*p.OutH*p.OutW {
+		panic(fmt.Sprintf("conv: input has %d values (want %d), output %d (want %d)",
+			len(in), p.InC*p.InH*p.InW, len(out), p.OutC*p.OutH*p.OutW))
+	}
+	if p.OutH*p.OutW == 0 || p.OutC == 0 {
+		return
+	}
+	if c.depthwise {
+		c.runDepthwise(pool, in, out)
+		return
+	}
+	t := pool.Threads()
+	if p.Group > 1 && t > 1 && (p.Group%t == 0 || p.Group >= 4*t) {
+		// Enough groups to keep every thread busy with whole GEMMs.
+		pool.Parallel(p.Group, func(lo, hi int) {
+			for g := lo; g < hi; g++ {
+				c.runGroup(nil, g, in, out)
 			}
-			for oy := 0; oy < p.OutH; oy++ {
-				for ox := 0; ox < p.OutW; ox++ {
-					s := b
-					for ic := 0; ic < icg; ic++ {
-						ch := in[(g*icg+ic)*p.InH*p.InW:]
-						w := c.weight[((oc*icg)+ic)*p.KH*p.KW:]
-						for ky := 0; ky < p.KH; ky++ {
-							iy := oy*p.StrideH - p.PadT + ky*p.DilH
-							if iy < 0 || iy >= p.InH {
-								continue
-							}
-							for kx := 0; kx < p.KW; kx++ {
-								ix := ox*p.StrideW - p.PadL + kx*p.DilW
-								if ix < 0 || ix >= p.InW {
-									continue
-								}
-								s += ch[iy*p.InW+ix] * w[ky*p.KW+kx]
-							}
-						}
+		})
+		return
+	}
+	for g := 0; g < p.Group; g++ {
+		c.runGroup(pool, g, in, out)
+	}
+}
+
+func (c *Conv) runGroup(pool *Pool, g int, in, out []float32) {
+	p := c.p
+	icg, ocg := p.InC/p.Group, p.OutC/p.Group
+	hw, ohw := p.InH*p.InW, p.OutH*p.OutW
+	gin := in[g*icg*hw : (g+1)*icg*hw]
+	var src bSource
+	if c.direct {
+		src = &matB{b: gin, ldb: hw}
+	} else {
+		src = &im2col{p: &c.p, in: gin}
+	}
+	epi := &epilogue{act: c.act}
+	if c.bias != nil {
+		epi.bias = c.bias[g*ocg : (g+1)*ocg]
+	}
+	j := gemmJob{m: ocg, n: ohw, k: c.kdim, alpha: 1, pa: c.packed[g], bsrc: src,
+		c: out[g*ocg*ohw : (g+1)*ocg*ohw], ldc: ohw, epi: epi}
+	j.run(pool)
+}
+
+// WorkspaceBytes is the scratch memory Run uses beyond its input and output
+// (for GOMAXPROCS threads).
+func (c *Conv) WorkspaceBytes() int64 {
+	p := c.p
+	var per int
+	if c.depthwise {
+		s := max(p.StrideW, 1)
+		ow8 := ceilDiv(p.OutW, 8) * 8
+		per = ((p.OutH-1)*p.StrideH+p.KH)*(s*ow8+p.KW+8) + ow8
+	} else {
+		kc := ceilDiv(c.kdim, ceilDiv(c.kdim, blockKC))
+		per = kc * blockNC
+	}
+	return int64(per) * 4 * int64(runtime.GOMAXPROCS(0))
+}
+
+// im2col packs GEMM B panels straight from a CHW image: row l of B is
+// (channel, ky, kx), column j is output pixel (oy, ox).
+type im2col struct {
+	p  *ConvParams
+	in []float32 // the group's input channels
+}
+
+// segment is a run of panel columns that lie on one output row.
+type segment struct {
+	c0, n    int // panel columns c0..c0+n-1
+	iy0, ix0 int // input coordinates of the first column for ky = kx = 0
+}
+
+func (s *im2col) pack(dst []float32, pc, kc, j0, nc int) {
+	for jp := 0; jp*nr < nc; jp++ {
+		s.panel(dst[jp*kc*nr:(jp+1)*kc*nr], pc, kc, j0+jp*nr, min(nr, nc-jp*nr))
+	}
+}
+
+func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
+	p := s.p
+	H, W := p.InH, p.InW
+	sw, dh, dw := p.StrideW, p.DilH, p.DilW
+	var segs [nr]segment
+	ns := 0
+	for c := 0; c < w; {
+		pix := j0 + c
+		oy, ox := pix/p.OutW, pix%p.OutW
+		n := min(w-c, p.OutW-ox)
+		segs[ns] = segment{c0: c, n: n, iy0: oy*p.StrideH - p.PadT, ix0: ox*sw - p.PadL}
+		ns++
+		c += n
+	}
+	sg := segs[:ns]
+	khw := p.KH * p.KW
+	ic, r := pc/khw, pc%khw
+	ky, kx := r/p.KW, r%p.KW
+	in := s.in
+	for l := 0; l < kc; l++ {
+		d := dst[l*nr : l*nr+nr]
+		if w < nr {
+			clear(d[w:])
+		}
+		chOff := ic * H * W
+		for _, sgm := range sg {
+			dd := d[sgm.c0 : sgm.c0+sgm.n]
+			iy := sgm.iy0 + ky*dh
+			if uint(iy) >= uint(H) {
+				clear(dd)
+				continue
+			}
+			row := in[chOff+iy*W : chOff+iy*W+W]
+			ix := sgm.ix0 + kx*dw
+			if sw == 1 {
+				if ix >= 0 && ix+sgm.n <= W {
+					if sgm.n == nr {
+						*(*[nr]float32)(dd) = *(*[nr]float32)(row[ix:])
+					} else {
+						copy(dd, row[ix:ix+sgm.n])
 					}
-					o[oy*p.OutW+ox] = s
+					continue
+				}
+				for t := range dd {
+					if x := ix + t; uint(x) < uint(W) {
+						dd[t] = row[x]
+					} else {
+						dd[t] = 0
+					}
+				}
+				continue
+			}
+			for t := range dd {
+				if x := ix + t*sw; uint(x) < uint(W) {
+					dd[t] = row[x]
+				} else {
+					dd[t] = 0
 				}
 			}
-			c.act.Apply(o)
+		}
+		if kx++; kx == p.KW {
+			kx = 0
+			if ky++; ky == p.KH {
+				ky = 0
+				ic++
+			}
+		}
+	}
+}
+
+// clampBounds returns the clamp an activation amounts to, if it is one.
+func clampBounds(a Act) (lo, hi float32, ok bool) {
+	inf := float32(math.Inf(1))
+	switch a.Kind {
+	case ActNone:
+		return -inf, inf, true
+	case ActRelu:
+		return 0, inf, true
+	case ActClip:
+		return a.Alpha, a.Beta, true
+	}
+	return -inf, inf, false
+}
+
+// runDepthwise handles InC/Group == 1: output channel oc reads input channel
+// oc/(OutC/InC) only.
+func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
+	p := c.p
+	fast := dw3x3Row != nil && p.KH == 3 && p.KW == 3 && p.DilH == 1 && p.DilW == 1 &&
+		p.StrideH == p.StrideW && (p.StrideH == 1 || p.StrideH == 2)
+	t := pool.Threads()
+	if p.OutC*p.OutH*p.OutW*p.KH*p.KW < 1<<15 {
+		t = 1
+	}
+	t = min(t, p.OutC)
+	work := func(lo, hi int) {
+		if fast {
+			c.depthwise3x3(in, out, lo, hi)
+		} else {
+			c.depthwiseGeneric(in, out, lo, hi)
+		}
+	}
+	if t <= 1 {
+		work(0, p.OutC)
+		return
+	}
+	pool.Parallel(t, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			work(p.OutC*i/t, p.OutC*(i+1)/t)
 		}
 	})
 }
 
-// WorkspaceBytes is the scratch memory Run uses beyond its input and output.
-func (c *Conv) WorkspaceBytes() int64 { return 0 }
+// depthwise3x3 computes output channels [lo,hi) of a 3×3 depthwise
+// convolution with stride 1 or 2: each input channel is copied into a
+// zero-padded plane, then the row kernel produces 8 outputs per step.
+func (c *Conv) depthwise3x3(in, out []float32, lo, hi int) {
+	p := c.p
+	s := p.StrideH
+	mult := p.OutC / p.InC
+	ow8 := ceilDiv(p.OutW, 8) * 8
+	ph := (p.OutH-1)*s + 3
+	pw := s*ow8 + 3
+	lo32, hi32, clampOnly := clampBounds(c.act)
+	sc := getScratch(ph*pw + ow8)
+	plane, tmp := sc.buf[:ph*pw], sc.buf[ph*pw:]
+	clear(plane)
+	ohw := p.OutH * p.OutW
+	prevIC := -1
+	for oc := lo; oc < hi; oc++ {
+		ic := oc / mult
+		if ic != prevIC {
+			// Rows py of the plane hold input row py-PadT, columns px input
+			// column px-PadL; everything else stays zero.
+			ch := in[ic*p.InH*p.InW : (ic+1)*p.InH*p.InW]
+			for py := 0; py < ph; py++ {
+				iy := py - p.PadT
+				prow := plane[py*pw : (py+1)*pw]
+				if iy < 0 || iy >= p.InH {
+					continue
+				}
+				x0 := max(0, p.PadL)
+				x1 := min(pw, p.PadL+p.InW)
+				if x0 < x1 {
+					copy(prow[x0:x1], ch[iy*p.InW+x0-p.PadL:iy*p.InW+x1-p.PadL])
+				}
+			}
+			prevIC = ic
+		}
+		var b float32
+		if c.bias != nil {
+			b = c.bias[oc]
+		}
+		w := c.weight[oc*9 : oc*9+9]
+		o := out[oc*ohw : (oc+1)*ohw]
+		for oy := 0; oy < p.OutH; oy++ {
+			r0 := plane[oy*s*pw:]
+			r1 := plane[(oy*s+1)*pw:]
+			r2 := plane[(oy*s+2)*pw:]
+			orow := o[oy*p.OutW : (oy+1)*p.OutW]
+			if ow8 == p.OutW {
+				dw3x3Row(s, ow8, orow, r0, r1, r2, w, b, lo32, hi32)
+			} else {
+				dw3x3Row(s, ow8, tmp, r0, r1, r2, w, b, lo32, hi32)
+				copy(orow, tmp)
+			}
+		}
+		if !clampOnly {
+			c.act.Apply(o)
+		}
+	}
+	putScratch(sc)
+}
+
+// depthwiseGeneric computes output channels [lo,hi) of any depthwise
+// convolution, one kernel tap at a time over whole output rows.
+func (c *Conv) depthwiseGeneric(in, out []float32, lo, hi int) {
+	p := c.p
+	mult := p.OutC / p.InC
+	ohw := p.OutH * p.OutW
+	khw := p.KH * p.KW
+	for oc := lo; oc < hi; oc++ {
+		ic := oc / mult
+		ch := in[ic*p.InH*p.InW : (ic+1)*p.InH*p.InW]
+		o := out[oc*ohw : (oc+1)*ohw]
+		var b float32
+		if c.bias != nil {
+			b = c.bias[oc]
+		}
+		for i := range o {
+			o[i] = b
+		}
+		for ky := 0; ky < p.KH; ky++ {
+			for kx := 0; kx < p.KW; kx++ {
+				wv := c.weight[oc*khw+ky*p.KW+kx]
+				off := kx*p.DilW - p.PadL
+				// Output columns whose input column ox*StrideW+off is inside.
+				x0 := 0
+				if off < 0 {
+					x0 = ceilDiv(-off, p.StrideW)
+				}
+				x1 := p.OutW
+				if lim := p.InW - off; lim <= 0 {
+					x1 = 0
+				} else {
+					x1 = min(x1, ceilDiv(lim, p.StrideW))
+				}
+				if x0 >= x1 {
+					continue
+				}
+				for oy := 0; oy < p.OutH; oy++ {
+					iy := oy*p.StrideH - p.PadT + ky*p.DilH
+					if iy < 0 || iy >= p.InH {
+						continue
+					}
+					row := ch[iy*p.InW : (iy+1)*p.InW]
+					orow := o[oy*p.OutW+x0 : oy*p.OutW+x1]
+					if p.StrideW == 1 {
+						src := row[x0+off : x1+off]
+						for i, v := range src {
+							orow[i] += wv * v
+						}
+						continue
+					}
+					ix := x0*p.StrideW + off
+					for i := range orow {
+						orow[i] += wv * row[ix]
+						ix += p.StrideW
+					}
+				}
+			}
+		}
+		c.act.Apply(o)
+	}
+}

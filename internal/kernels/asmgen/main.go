@@ -1,0 +1,382 @@
+// Command asmgen generates the AVX2/FMA assembly kernels of package kernels
+// with avo. Run it through go generate in internal/kernels (see gen.go):
+//
+//	go run ./asmgen -out kernels_amd64.s -stubs kernels_amd64_stubs.go -pkg kernels
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// Micro-kernel tile: mr rows of packed A by nr columns of packed B.
+const (
+	mr = 6
+	nr = 16
+)
+
+func main() {
+	ConstraintExpr("amd64,!purego")
+	sgemmKernel()
+	peakFMA()
+	sdot4()
+	saxpy()
+	dw3x3s1()
+	dw3x3s2()
+	Generate()
+}
+
+// sgemmKernel generates the 6x16 SGEMM micro-kernel. A is a packed panel
+// (k groups of 6 floats), B a packed panel (k groups of 16 floats). The 6x16
+// product times alpha is stored to C (row stride ldc floats), or added to C
+// when accum is true.
+func sgemmKernel() {
+	TEXT("sgemmKernelAVX2", NOSPLIT, "func(k int, a, b, c *float32, ldc int, alpha float32, accum bool)")
+	Doc("sgemmKernelAVX2 computes C (6x16, row stride ldc) = alpha*A*B (+ C if accum)",
+		"for a packed 6-row A panel and a packed 16-column B panel of depth k.")
+	k := Load(Param("k"), reg.RCX)
+	pa := Load(Param("a"), reg.RSI)
+	pb := Load(Param("b"), reg.RDI)
+	acc := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7, reg.Y8, reg.Y9, reg.Y10, reg.Y11}
+	for _, y := range acc {
+		VXORPS(y, y, y)
+	}
+	body := func(u int) {
+		VMOVUPS(Mem{Base: pb, Disp: u * nr * 4}, reg.Y12)
+		VMOVUPS(Mem{Base: pb, Disp: u*nr*4 + 32}, reg.Y13)
+		for r := 0; r < mr; r++ {
+			ya := reg.Y14
+			if r%2 == 1 {
+				ya = reg.Y15
+			}
+			VBROADCASTSS(Mem{Base: pa, Disp: (u*mr + r) * 4}, ya)
+			VFMADD231PS(reg.Y12, ya, acc[2*r])
+			VFMADD231PS(reg.Y13, ya, acc[2*r+1])
+		}
+	}
+	const unroll = 4
+	CMPQ(k, Imm(unroll))
+	JL(LabelRef("tail"))
+	Label("loop4")
+	for u := 0; u < unroll; u++ {
+		body(u)
+	}
+	ADDQ(Imm(unroll*mr*4), pa)
+	ADDQ(U32(unroll*nr*4), pb)
+	SUBQ(Imm(unroll), k)
+	CMPQ(k, Imm(unroll))
+	JGE(LabelRef("loop4"))
+	Label("tail")
+	TESTQ(k, k)
+	JE(LabelRef("done"))
+	Label("loop1")
+	body(0)
+	ADDQ(Imm(mr*4), pa)
+	ADDQ(Imm(nr*4), pb)
+	DECQ(k)
+	JNZ(LabelRef("loop1"))
+	Label("done")
+
+	pc := Load(Param("c"), reg.R8)
+	ldc := Load(Param("ldc"), reg.R9)
+	SHLQ(Imm(2), ldc)
+	Load(Param("alpha"), reg.X14)
+	VBROADCASTSS(reg.X14, reg.Y14)
+	for _, y := range acc {
+		VMULPS(reg.Y14, y, y)
+	}
+	Load(Param("accum"), reg.AL)
+	TESTB(reg.AL, reg.AL)
+	JE(LabelRef("store"))
+	for r := 0; r < mr; r++ {
+		VADDPS(Mem{Base: pc}, acc[2*r], acc[2*r])
+		VADDPS(Mem{Base: pc, Disp: 32}, acc[2*r+1], acc[2*r+1])
+		VMOVUPS(acc[2*r], Mem{Base: pc})
+		VMOVUPS(acc[2*r+1], Mem{Base: pc, Disp: 32})
+		if r < mr-1 {
+			ADDQ(ldc, pc)
+		}
+	}
+	VZEROUPPER()
+	RET()
+	Label("store")
+	for r := 0; r < mr; r++ {
+		VMOVUPS(acc[2*r], Mem{Base: pc})
+		VMOVUPS(acc[2*r+1], Mem{Base: pc, Disp: 32})
+		if r < mr-1 {
+			ADDQ(ldc, pc)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// peakFMA generates a loop of independent register-only FMAs: 12 vector FMAs
+// (192 flops) per iteration.
+func peakFMA() {
+	TEXT("peakFMAAVX2", NOSPLIT, "func(n int)")
+	Doc("peakFMAAVX2 runs n iterations of 12 independent 8-wide FMAs (192 flops each).")
+	n := Load(Param("n"), reg.RCX)
+	ys := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7, reg.Y8, reg.Y9, reg.Y10, reg.Y11, reg.Y12, reg.Y13}
+	for _, y := range ys {
+		VXORPS(y, y, y)
+	}
+	TESTQ(n, n)
+	JE(LabelRef("done"))
+	Label("loop")
+	for i := 0; i < 12; i++ {
+		VFMADD231PS(reg.Y12, reg.Y13, ys[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// hsum reduces the 8 lanes of y into the low lane of its X view.
+func hsum(y reg.VecVirtual) {
+	t := XMM()
+	VEXTRACTF128(Imm(1), y, t)
+	VADDPS(t, y.AsX(), y.AsX())
+	VHADDPS(y.AsX(), y.AsX(), y.AsX())
+	VHADDPS(y.AsX(), y.AsX(), y.AsX())
+}
+
+// sdot4 generates out[r] = dot(x, w[r*ldw:][:n]) for r in 0..3.
+func sdot4() {
+	TEXT("sdot4AVX2", NOSPLIT, "func(n int, x, w *float32, ldw int, out *float32)")
+	Doc("sdot4AVX2 computes out[r] = sum_i x[i]*w[r*ldw+i] for r = 0..3, i < n.")
+	n := Load(Param("n"), GP64())
+	px := Load(Param("x"), GP64())
+	ldw := Load(Param("ldw"), GP64())
+	SHLQ(Imm(2), ldw)
+	var rows [4]reg.Register
+	rows[0] = Load(Param("w"), GP64())
+	for r := 1; r < 4; r++ {
+		rows[r] = GP64()
+		MOVQ(rows[r-1], rows[r])
+		ADDQ(ldw, rows[r])
+	}
+	var acc [4][2]reg.VecVirtual
+	for r := range acc {
+		for u := range acc[r] {
+			acc[r][u] = YMM()
+			VXORPS(acc[r][u], acc[r][u], acc[r][u])
+		}
+	}
+	i := GP64()
+	XORQ(i, i)
+	x0, x1 := YMM(), YMM()
+	Label("dot_loop16")
+	t := GP64()
+	MOVQ(n, t)
+	SUBQ(i, t)
+	CMPQ(t, Imm(16))
+	JL(LabelRef("dot_loop8"))
+	VMOVUPS(Mem{Base: px, Index: i, Scale: 4}, x0)
+	VMOVUPS(Mem{Base: px, Index: i, Scale: 4, Disp: 32}, x1)
+	for r := 0; r < 4; r++ {
+		VFMADD231PS(Mem{Base: rows[r], Index: i, Scale: 4}, x0, acc[r][0])
+		VFMADD231PS(Mem{Base: rows[r], Index: i, Scale: 4, Disp: 32}, x1, acc[r][1])
+	}
+	ADDQ(Imm(16), i)
+	JMP(LabelRef("dot_loop16"))
+	Label("dot_loop8")
+	CMPQ(t, Imm(8))
+	JL(LabelRef("dot_reduce"))
+	VMOVUPS(Mem{Base: px, Index: i, Scale: 4}, x0)
+	for r := 0; r < 4; r++ {
+		VFMADD231PS(Mem{Base: rows[r], Index: i, Scale: 4}, x0, acc[r][0])
+	}
+	ADDQ(Imm(8), i)
+	Label("dot_reduce")
+	for r := 0; r < 4; r++ {
+		VADDPS(acc[r][1], acc[r][0], acc[r][0])
+		hsum(acc[r][0])
+	}
+	Label("dot_tail")
+	CMPQ(i, n)
+	JGE(LabelRef("dot_done"))
+	xs := XMM()
+	VMOVSS(Mem{Base: px, Index: i, Scale: 4}, xs)
+	for r := 0; r < 4; r++ {
+		VFMADD231SS(Mem{Base: rows[r], Index: i, Scale: 4}, xs, acc[r][0].AsX())
+	}
+	INCQ(i)
+	JMP(LabelRef("dot_tail"))
+	Label("dot_done")
+	out := Load(Param("out"), GP64())
+	for r := 0; r < 4; r++ {
+		VMOVSS(acc[r][0].AsX(), Mem{Base: out, Disp: 4 * r})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// saxpy generates y[i] += alpha*x[i].
+func saxpy() {
+	TEXT("saxpyAVX2", NOSPLIT, "func(n int, alpha float32, x, y *float32)")
+	Doc("saxpyAVX2 computes y[i] += alpha*x[i] for i < n.")
+	n := Load(Param("n"), GP64())
+	al := XMM()
+	Load(Param("alpha"), al)
+	ya := YMM()
+	VBROADCASTSS(al, ya)
+	px := Load(Param("x"), GP64())
+	py := Load(Param("y"), GP64())
+	i := GP64()
+	XORQ(i, i)
+	t := GP64()
+	var v [4]reg.VecVirtual
+	for u := range v {
+		v[u] = YMM()
+	}
+	Label("axpy_loop32")
+	MOVQ(n, t)
+	SUBQ(i, t)
+	CMPQ(t, Imm(32))
+	JL(LabelRef("axpy_loop8"))
+	for u := 0; u < 4; u++ {
+		VMOVUPS(Mem{Base: py, Index: i, Scale: 4, Disp: 32 * u}, v[u])
+		VFMADD231PS(Mem{Base: px, Index: i, Scale: 4, Disp: 32 * u}, ya, v[u])
+		VMOVUPS(v[u], Mem{Base: py, Index: i, Scale: 4, Disp: 32 * u})
+	}
+	ADDQ(Imm(32), i)
+	JMP(LabelRef("axpy_loop32"))
+	Label("axpy_loop8")
+	MOVQ(n, t)
+	SUBQ(i, t)
+	CMPQ(t, Imm(8))
+	JL(LabelRef("axpy_tail"))
+	VMOVUPS(Mem{Base: py, Index: i, Scale: 4}, v[0])
+	VFMADD231PS(Mem{Base: px, Index: i, Scale: 4}, ya, v[0])
+	VMOVUPS(v[0], Mem{Base: py, Index: i, Scale: 4})
+	ADDQ(Imm(8), i)
+	JMP(LabelRef("axpy_loop8"))
+	Label("axpy_tail")
+	CMPQ(i, n)
+	JGE(LabelRef("axpy_done"))
+	VMOVSS(Mem{Base: py, Index: i, Scale: 4}, v[0].AsX())
+	VFMADD231SS(Mem{Base: px, Index: i, Scale: 4}, al, v[0].AsX())
+	VMOVSS(v[0].AsX(), Mem{Base: py, Index: i, Scale: 4})
+	INCQ(i)
+	JMP(LabelRef("axpy_tail"))
+	Label("axpy_done")
+	VZEROUPPER()
+	RET()
+}
+
+// dwSetup loads the common depthwise arguments: 9 broadcast weights, bias and
+// the clamp bounds.
+func dwSetup() (n, out reg.Register, rows [3]reg.Register, w [9]reg.VecVirtual, bias, lo, hi reg.VecVirtual) {
+	n = Load(Param("n"), GP64())
+	out = Load(Param("out"), GP64())
+	for r := 0; r < 3; r++ {
+		rows[r] = Load(Param(fmt.Sprintf("r%d", r)), GP64())
+	}
+	pw := Load(Param("w"), GP64())
+	for i := range w {
+		w[i] = YMM()
+		VBROADCASTSS(Mem{Base: pw, Disp: 4 * i}, w[i])
+	}
+	load := func(name string) reg.VecVirtual {
+		x := XMM()
+		Load(Param(name), x)
+		y := YMM()
+		VBROADCASTSS(x, y)
+		return y
+	}
+	bias, lo, hi = load("bias"), load("lo"), load("hi")
+	return
+}
+
+// dw3x3s1 generates one output row of a 3x3 stride-1 depthwise convolution
+// from three zero-padded input rows.
+func dw3x3s1() {
+	TEXT("dw3x3s1AVX2", NOSPLIT, "func(n int, out, r0, r1, r2, w *float32, bias, lo, hi float32)")
+	Doc("dw3x3s1AVX2 computes out[x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*r_ky[x+kx], lo, hi)",
+		"for x < n; n must be a multiple of 8.")
+	n, out, rows, w, bias, lo, hi := dwSetup()
+	a0, a1 := YMM(), YMM()
+	Label("s1_loop16")
+	CMPQ(n, Imm(16))
+	JL(LabelRef("s1_loop8"))
+	VMOVAPS(bias, a0)
+	VMOVAPS(bias, a1)
+	for ky := 0; ky < 3; ky++ {
+		for kx := 0; kx < 3; kx++ {
+			VFMADD231PS(Mem{Base: rows[ky], Disp: 4 * kx}, w[3*ky+kx], a0)
+			VFMADD231PS(Mem{Base: rows[ky], Disp: 4*kx + 32}, w[3*ky+kx], a1)
+		}
+	}
+	VMAXPS(lo, a0, a0)
+	VMAXPS(lo, a1, a1)
+	VMINPS(hi, a0, a0)
+	VMINPS(hi, a1, a1)
+	VMOVUPS(a0, Mem{Base: out})
+	VMOVUPS(a1, Mem{Base: out, Disp: 32})
+	for r := 0; r < 3; r++ {
+		ADDQ(Imm(64), rows[r])
+	}
+	ADDQ(Imm(64), out)
+	SUBQ(Imm(16), n)
+	JMP(LabelRef("s1_loop16"))
+	Label("s1_loop8")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("s1_done"))
+	VMOVAPS(bias, a0)
+	for ky := 0; ky < 3; ky++ {
+		for kx := 0; kx < 3; kx++ {
+			VFMADD231PS(Mem{Base: rows[ky], Disp: 4 * kx}, w[3*ky+kx], a0)
+		}
+	}
+	VMAXPS(lo, a0, a0)
+	VMINPS(hi, a0, a0)
+	VMOVUPS(a0, Mem{Base: out})
+	Label("s1_done")
+	VZEROUPPER()
+	RET()
+}
+
+// dw3x3s2 generates one output row of a 3x3 stride-2 depthwise convolution.
+// Even and odd input columns are separated with VSHUFPS, which leaves the 8
+// outputs in the lane order 0,1,4,5,2,3,6,7; one VPERMPD restores it.
+func dw3x3s2() {
+	TEXT("dw3x3s2AVX2", NOSPLIT, "func(n int, out, r0, r1, r2, w *float32, bias, lo, hi float32)")
+	Doc("dw3x3s2AVX2 computes out[x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*r_ky[2x+kx], lo, hi)",
+		"for x < n; n must be a multiple of 8. Rows are read up to index 2n+9.")
+	n, out, rows, w, bias, lo, hi := dwSetup()
+	acc, a, t := YMM(), YMM(), YMM()
+	Label("s2_loop")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("s2_done"))
+	VMOVAPS(bias, acc)
+	for ky := 0; ky < 3; ky++ {
+		r := rows[ky]
+		VMOVUPS(Mem{Base: r}, a)
+		VSHUFPS(Imm(0x88), Mem{Base: r, Disp: 32}, a, t)
+		VFMADD231PS(t, w[3*ky], acc)
+		VSHUFPS(Imm(0xDD), Mem{Base: r, Disp: 32}, a, t)
+		VFMADD231PS(t, w[3*ky+1], acc)
+		VMOVUPS(Mem{Base: r, Disp: 8}, a)
+		VSHUFPS(Imm(0x88), Mem{Base: r, Disp: 40}, a, t)
+		VFMADD231PS(t, w[3*ky+2], acc)
+	}
+	VMAXPS(lo, acc, acc)
+	VMINPS(hi, acc, acc)
+	VPERMPD(Imm(0xD8), acc, acc)
+	VMOVUPS(acc, Mem{Base: out})
+	for r := 0; r < 3; r++ {
+		ADDQ(Imm(64), rows[r])
+	}
+	ADDQ(Imm(32), out)
+	SUBQ(Imm(8), n)
+	JMP(LabelRef("s2_loop"))
+	Label("s2_done")
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,42 @@
+package kernels
+
+// Micro-kernel tile: the SGEMM micro-kernel computes mr×nr blocks of C from a
+// packed A panel (mr rows, interleaved per k) and a packed B panel (nr
+// columns, interleaved per k).
+const (
+	mr = 6
+	nr = 16
+)
+
+// Kernel hooks. They default to the portable Go implementations; on amd64
+// with AVX2 and FMA (and without the purego tag) init in kernels_amd64.go
+// replaces them with the avo-generated assembly.
+var (
+	// microKernel computes C[0:6, 0:16] (row stride ldc) = alpha*A*B (+C if
+	// accum) from packed panels a (k*6 floats) and b (k*16 floats).
+	microKernel = microKernelGo
+	// dot4 computes out[r] = dot(x[:n], w[r*ldw:][:n]) for r = 0..3.
+	dot4 = dot4Go
+	// axpy computes y[:n] += alpha*x[:n].
+	axpy = axpyGo
+	// dw3x3Row computes one output row of a 3×3 depthwise convolution with
+	// stride s (1 or 2) from three zero-padded input rows; nil when there is
+	// no specialised kernel. n must be a multiple of 8.
+	dw3x3Row func(s, n int, out, r0, r1, r2, w []float32, bias, lo, hi float32)
+	// peakFMA runs n iterations of 96 independent multiply-adds.
+	peakFMA  = peakFMAGo
+	kernName = "go"
+)
+
+// KernelName names the micro-kernel implementation selected at start-up:
+// "avx2-fma" (avo-generated assembly) or "go" (portable).
+func KernelName() string { return kernName }
+
+// PeakFMA runs n iterations of a register-only loop of 96 multiply-adds
+// (192 flops) per iteration with the selected kernel set. It exists to measure
+// a core's peak arithmetic throughput.
+func PeakFMA(n int) { peakFMA(n) }
+
+// PeakFlopsPerIter is the number of floating-point operations of one PeakFMA
+// iteration.
+const PeakFlopsPerIter = 192

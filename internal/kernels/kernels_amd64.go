@@ -1,0 +1,55 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+func init() {
+	if !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
+		return
+	}
+	microKernel = microKernelAVX2
+	dot4 = dot4AVX2
+	axpy = axpyAVX2
+	dw3x3Row = dw3x3RowAVX2
+	peakFMA = peakFMAAVX2
+	kernName = "avx2-fma"
+}
+
+func microKernelAVX2(k int, a, b, c []float32, ldc int, alpha float32, accum bool) {
+	_, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+nr-1]
+	sgemmKernelAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, accum)
+}
+
+func dot4AVX2(n int, x, w []float32, ldw int, out *[4]float32) {
+	if n == 0 {
+		*out = [4]float32{}
+		return
+	}
+	_, _ = x[n-1], w[3*ldw+n-1]
+	sdot4AVX2(n, &x[0], &w[0], ldw, &out[0])
+}
+
+func axpyAVX2(n int, alpha float32, x, y []float32) {
+	if n == 0 {
+		return
+	}
+	_, _ = x[n-1], y[n-1]
+	saxpyAVX2(n, alpha, &x[0], &y[0])
+}
+
+func dw3x3RowAVX2(s, n int, out, r0, r1, r2, w []float32, bias, lo, hi float32) {
+	if n == 0 {
+		return
+	}
+	need := n + 2
+	if s == 2 {
+		need = 2*n + 2
+	}
+	_, _, _, _, _ = out[n-1], r0[need-1], r1[need-1], r2[need-1], w[8]
+	if s == 1 {
+		dw3x3s1AVX2(n, &out[0], &r0[0], &r1[0], &r2[0], &w[0], bias, lo, hi)
+	} else {
+		dw3x3s2AVX2(n, &out[0], &r0[0], &r1[0], &r2[0], &w[0], bias, lo, hi)
+	}
+}

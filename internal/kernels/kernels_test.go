@@ -1,0 +1,258 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+const relTol = 1e-4
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = r.Float32()*2 - 1
+	}
+	return s
+}
+
+// closeEnough compares got with want elementwise with relative tolerance
+// relTol; near zero the error is taken relative to a tenth of the largest
+// magnitude, which is at least mag (the size of values before a saturating
+// activation).
+func closeEnough(t *testing.T, what string, got, want []float32, mag ...float64) bool {
+	t.Helper()
+	var scale float64
+	for _, m := range mag {
+		scale = max(scale, m)
+	}
+	for _, v := range want {
+		scale = max(scale, math.Abs(float64(v)))
+	}
+	scale = max(scale, 1)
+	for i := range want {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if d > relTol*max(math.Abs(float64(want[i])), 0.1*scale) || math.IsNaN(float64(got[i])) {
+			t.Errorf("%s: element %d = %v, want %v", what, i, got[i], want[i])
+			return false
+		}
+	}
+	return true
+}
+
+var testPools = []*Pool{nil, NewPool(2), NewPool(3)}
+
+type gemmCase struct {
+	ta, tb      bool
+	m, n, k     int
+	alpha, beta float32
+	pad         int
+}
+
+func gemmCases(r *rand.Rand) []gemmCase {
+	var cs []gemmCase
+	alphas := []float32{1, 0.5, -2}
+	betas := []float32{0, 1, 0.25}
+	for i := 0; i < 300; i++ {
+		cs = append(cs, gemmCase{r.IntN(2) == 1, r.IntN(2) == 1, 1 + r.IntN(70), 1 + r.IntN(70), 1 + r.IntN(70),
+			alphas[r.IntN(3)], betas[r.IntN(3)], r.IntN(3)})
+	}
+	for _, s := range [][3]int{{1, 1, 1}, {1, 1000, 300}, {1000, 1, 300}, {6, 16, 1}, {7, 17, 257}, {128, 3136 / 4, 576},
+		{300, 200, 600}, {150, 513, 260}, {513, 40, 520}, {64, 49, 4608 / 8}, {2, 2000, 3}} {
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				cs = append(cs, gemmCase{ta, tb, s[0], s[1], s[2], alphas[r.IntN(3)], betas[r.IntN(3)], r.IntN(3)})
+			}
+		}
+	}
+	return cs
+}
+
+// operands returns random A, B, C for a case with the given leading
+// dimensions padded by c.pad.
+func (c gemmCase) operands(r *rand.Rand) (a []float32, lda int, b []float32, ldb int, cm []float32, ldc int) {
+	ar, ac := c.m, c.k
+	if c.ta {
+		ar, ac = c.k, c.m
+	}
+	br, bc := c.k, c.n
+	if c.tb {
+		br, bc = c.n, c.k
+	}
+	lda, ldb, ldc = ac+c.pad, bc+c.pad, c.n+c.pad
+	return randSlice(r, ar*lda), lda, randSlice(r, br*ldb), ldb, randSlice(r, c.m*ldc), ldc
+}
+
+func TestSgemm(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range gemmCases(r) {
+		a, lda, b, ldb, c0, ldc := tc.operands(r)
+		want := append([]float32(nil), c0...)
+		refSgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
+		for pi, p := range testPools {
+			got := append([]float32(nil), c0...)
+			Sgemm(p, tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, got, ldc)
+			if !closeEnough(t, fmt.Sprintf("Sgemm %+v pool %d", tc, pi), got, want) {
+				return
+			}
+		}
+	}
+}
+
+func TestSgemmBetaZeroIgnoresC(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, s := range [][3]int{{5, 7, 9}, {1, 30, 20}, {30, 1, 20}, {40, 50, 60}} {
+		m, n, k := s[0], s[1], s[2]
+		a, b := randSlice(r, m*k), randSlice(r, k*n)
+		c := make([]float32, m*n)
+		for i := range c {
+			c[i] = float32(math.NaN())
+		}
+		want := make([]float32, m*n)
+		refSgemm(false, false, m, n, k, 1, a, k, b, n, 0, want, n)
+		Sgemm(nil, false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+		closeEnough(t, fmt.Sprint("beta=0 ", s), c, want)
+	}
+}
+
+func TestSgemmPacked(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range gemmCases(r)[:120] {
+		a, lda, b, ldb, c0, ldc := tc.operands(r)
+		want := append([]float32(nil), c0...)
+		refSgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
+		pa := PackA(tc.ta, tc.m, tc.k, a, lda)
+		pb := PackB(tc.tb, tc.k, tc.n, b, ldb)
+		for pi, p := range testPools {
+			got := append([]float32(nil), c0...)
+			SgemmPacked(p, pa, tc.tb, tc.n, tc.alpha, b, ldb, tc.beta, got, ldc)
+			if !closeEnough(t, fmt.Sprintf("SgemmPacked %+v pool %d", tc, pi), got, want) {
+				return
+			}
+			got = append(got[:0], c0...)
+			SgemmPackedB(p, tc.ta, tc.m, tc.alpha, a, lda, pb, tc.beta, got, ldc)
+			if !closeEnough(t, fmt.Sprintf("SgemmPackedB %+v pool %d", tc, pi), got, want) {
+				return
+			}
+		}
+	}
+}
+
+func convCases(r *rand.Rand) []ConvParams {
+	mk := func(inC, h, w, outC, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, g int) ConvParams {
+		oh := (h+pt+pb-dh*(kh-1)-1)/sh + 1
+		ow := (w+pl+pr-dw*(kw-1)-1)/sw + 1
+		return ConvParams{InC: inC, InH: h, InW: w, OutC: outC, OutH: oh, OutW: ow, KH: kh, KW: kw,
+			StrideH: sh, StrideW: sw, DilH: dh, DilW: dw, PadT: pt, PadL: pl, Group: g}
+	}
+	cs := []ConvParams{
+		mk(3, 20, 20, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),    // plain 3x3
+		mk(16, 14, 14, 32, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),  // 1x1 direct
+		mk(16, 14, 14, 32, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1),  // 1x1 stride 2
+		mk(8, 9, 11, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2),    // grouped
+		mk(12, 7, 7, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 12),   // depthwise 3x3 s1
+		mk(12, 15, 13, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 12), // depthwise 3x3 s2
+		mk(6, 8, 9, 18, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 6),     // depthwise multiplier 3
+		mk(4, 10, 10, 8, 5, 5, 1, 1, 2, 2, 4, 4, 4, 4, 4),    // depthwise dilated 5x5, multiplier
+		mk(3, 3, 3, 5, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1),      // kernel bigger than input
+		mk(2, 2, 3, 3, 7, 7, 3, 3, 1, 1, 3, 3, 2, 4, 1),      // kernel bigger, stride 3, asym pads
+		mk(5, 13, 17, 7, 3, 5, 3, 2, 2, 1, 2, 0, 1, 3, 1),    // rectangular, strides, dilation, asym
+		mk(64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),  // ResNet-18 layer1
+		mk(256, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),  // M split shape
+		mk(3, 31, 31, 16, 11, 11, 4, 4, 1, 1, 2, 2, 2, 2, 1), // AlexNet-like conv1
+		mk(24, 8, 8, 24, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),    // groups=3, no pad
+		mk(32, 6, 6, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),    // many groups
+		mk(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),      // tiny
+		mk(7, 1, 1, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),      // 1x1 on 1x1 image
+		mk(3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 0, 2, 3, 0, 3),      // depthwise asym pads
+		mk(5, 9, 17, 5, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 5),     // depthwise s2 TF-style pads
+	}
+	for i := 0; i < 60; i++ {
+		g := 1 + r.IntN(3)
+		icg, ocg := 1+r.IntN(6), 1+r.IntN(6)
+		if r.IntN(4) == 0 { // depthwise with a multiplier
+			icg = 1
+			g = 1 + r.IntN(8)
+		}
+		kh, kw := 1+r.IntN(4), 1+r.IntN(4)
+		sh, sw := 1+r.IntN(3), 1+r.IntN(3)
+		dh, dw := 1+r.IntN(2), 1+r.IntN(2)
+		h, w := 1+r.IntN(12), 1+r.IntN(12)
+		pt, pl, pb, pr := r.IntN(kh), r.IntN(kw), r.IntN(kh), r.IntN(kw)
+		if h+pt+pb < dh*(kh-1)+1 || w+pl+pr < dw*(kw-1)+1 {
+			continue
+		}
+		cs = append(cs, mk(icg*g, h, w, ocg*g, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, g))
+	}
+	return cs
+}
+
+func TestConv(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	acts := []Act{{Kind: ActNone}, {Kind: ActRelu}, {Kind: ActClip, Alpha: 0, Beta: 0.5},
+		{Kind: ActLeakyRelu, Alpha: 0.1}, {Kind: ActSigmoid}}
+	for i, p := range convCases(r) {
+		w := randSlice(r, p.OutC*(p.InC/p.Group)*p.KH*p.KW)
+		var bias []float32
+		if i%3 != 0 {
+			bias = randSlice(r, p.OutC)
+		}
+		act := acts[i%len(acts)]
+		in := randSlice(r, p.InC*p.InH*p.InW)
+		want := make([]float32, p.OutC*p.OutH*p.OutW)
+		refConv(p, w, bias, act, in, want)
+		conv, err := NewConv(p, w, bias, act)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conv.WorkspaceBytes() < 0 {
+			t.Fatal("negative workspace")
+		}
+		mag := math.Sqrt(float64(p.InC/p.Group*p.KH*p.KW)) / 3
+		for pi, pool := range testPools {
+			got := randSlice(r, len(want))
+			conv.Run(pool, in, got)
+			if !closeEnough(t, fmt.Sprintf("conv %+v act %v pool %d", p, act.Kind, pi), got, want, mag) {
+				return
+			}
+			// Reuse must give the same result.
+			conv.Run(pool, in, got)
+			if !closeEnough(t, fmt.Sprintf("conv rerun %+v pool %d", p, pi), got, want, mag) {
+				return
+			}
+		}
+	}
+}
+
+func TestNewConvErrors(t *testing.T) {
+	p := ConvParams{InC: 4, InH: 3, InW: 3, OutC: 6, OutH: 3, OutW: 3, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Group: 3}
+	if _, err := NewConv(p, make([]float32, 8), nil, Act{}); err == nil {
+		t.Error("bad groups accepted")
+	}
+	p.Group = 2
+	if _, err := NewConv(p, make([]float32, 5), nil, Act{}); err == nil {
+		t.Error("bad weight size accepted")
+	}
+	if _, err := NewConv(p, make([]float32, 12), make([]float32, 2), Act{}); err == nil {
+		t.Error("bad bias size accepted")
+	}
+}
+
+func TestPool(t *testing.T) {
+	for _, p := range testPools {
+		for _, n := range []int{0, 1, 2, 5, 100} {
+			hits := make([]int, n)
+			p.Parallel(n, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					hits[i]++
+				}
+			})
+			for i, h := range hits {
+				if h != 1 {
+					t.Fatalf("pool %d n %d: index %d run %d times", p.Threads(), n, i, h)
+				}
+			}
+		}
+	}
+}
