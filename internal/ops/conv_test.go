@@ -49,13 +49,13 @@ func refConv(x, w, b *tensor.Tensor, stride, dil, pads [4]int, group int) *tenso
 func TestConvAgainstReference(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	cases := []struct {
-		name                 string
+		name                  string
 		n, c, h, w, m, kh, kw int
-		stride, dil          [2]int
-		pads                 [4]int
-		group                int
-		bias                 bool
-		constW               bool
+		stride, dil           [2]int
+		pads                  [4]int
+		group                 int
+		bias                  bool
+		constW                bool
 	}{
 		{"basic3x3", 1, 3, 7, 7, 4, 3, 3, [2]int{1, 1}, [2]int{1, 1}, [4]int{0, 0, 0, 0}, 1, true, true},
 		{"pad1", 2, 3, 6, 5, 5, 3, 3, [2]int{1, 1}, [2]int{1, 1}, [4]int{1, 1, 1, 1}, 1, false, true},

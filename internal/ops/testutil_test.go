@@ -124,9 +124,9 @@ func contains(s, sub string) bool {
 }
 
 func f32(shape tensor.Shape, v ...float32) *tensor.Tensor { return tensor.FromFloat32(shape, v) }
-func i64(shape tensor.Shape, v ...int64) *tensor.Tensor  { return tensor.FromInt64(shape, v) }
-func ints(v ...int64) *tensor.Tensor                     { return tensor.FromInt64(tensor.Shape{len(v)}, v) }
-func scalarF(v float32) *tensor.Tensor                   { return tensor.FromFloat32(tensor.Shape{}, []float32{v}) }
+func i64(shape tensor.Shape, v ...int64) *tensor.Tensor   { return tensor.FromInt64(shape, v) }
+func ints(v ...int64) *tensor.Tensor                      { return tensor.FromInt64(tensor.Shape{len(v)}, v) }
+func scalarF(v float32) *tensor.Tensor                    { return tensor.FromFloat32(tensor.Shape{}, []float32{v}) }
 
 // randT returns a tensor of uniform values in [-1, 1).
 func randT(r *rand.Rand, shape ...int) *tensor.Tensor {
