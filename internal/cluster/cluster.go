@@ -1,0 +1,274 @@
+// Package cluster describes the devices a model runs on: their compute speed
+// (optionally per operator class), memory limit and network address, and the
+// links between them. A spec is read from YAML (written by hand or by
+// `iop profile`) or built from command-line flags.
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Topology says how devices share the network.
+type Topology string
+
+// Topologies.
+const (
+	// Switched: every device has its own full-duplex link to a switch.
+	Switched Topology = "switched"
+	// Shared: one medium for all devices (one Wi-Fi channel); transfers
+	// serialize.
+	Shared Topology = "shared"
+)
+
+// Defaults for a Raspberry-Pi-class board on a 100 Mbit/s LAN.
+const (
+	DefaultGFLOPS        = 4.0
+	DefaultMemory        = 1 << 30
+	DefaultBandwidthMbps = 100
+	DefaultLatencyMS     = 0.2
+)
+
+// Device is one board.
+type Device struct {
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address,omitempty" json:"address,omitempty"`
+	// GFLOPS is the sustained speed for operator classes not in ByClass.
+	GFLOPS float64 `yaml:"gflops" json:"gflops"`
+	// ByClass overrides GFLOPS per operator class (conv, depthwise, gemm,
+	// pool, elementwise, memory), as measured by `iop profile`.
+	ByClass map[string]float64 `yaml:"gflops_by_class,omitempty" json:"gflops_by_class,omitempty"`
+	// Memory is the memory limit in bytes (0: unlimited).
+	Memory Bytes `yaml:"memory" json:"memory"`
+}
+
+// Link is a network link's bandwidth and per-message latency.
+type Link struct {
+	Bandwidth Bandwidth `yaml:"bandwidth" json:"bandwidth"`
+	LatencyMS float64   `yaml:"latency_ms" json:"latency_ms"`
+}
+
+// LinkOverride sets the link of one device pair (both directions).
+type LinkOverride struct {
+	A    string `yaml:"a" json:"a"`
+	B    string `yaml:"b" json:"b"`
+	Link `yaml:",inline" json:",inline"`
+}
+
+// Spec is a whole cluster.
+type Spec struct {
+	Devices  []Device       `yaml:"devices" json:"devices"`
+	Link     Link           `yaml:"link" json:"link"`
+	Links    []LinkOverride `yaml:"links,omitempty" json:"links,omitempty"`
+	Topology Topology       `yaml:"topology" json:"topology"`
+}
+
+// Uniform returns n identical devices named dev0..dev{n-1}.
+func Uniform(n int, gflops float64, memory int64, bw Bandwidth, latencyMS float64) *Spec {
+	s := &Spec{Link: Link{Bandwidth: bw, LatencyMS: latencyMS}, Topology: Switched}
+	for i := 0; i < n; i++ {
+		s.Devices = append(s.Devices, Device{Name: fmt.Sprintf("dev%d", i), GFLOPS: gflops, Memory: Bytes(memory)})
+	}
+	return s
+}
+
+// Load reads a YAML cluster spec.
+func Load(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Spec
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &s, nil
+}
+
+// Save writes s as YAML.
+func (s *Spec) Save(path string) error {
+	b, err := yaml.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// Validate checks names, speeds and links and fills defaults.
+func (s *Spec) Validate() error {
+	if len(s.Devices) == 0 {
+		return fmt.Errorf("cluster has no devices")
+	}
+	if s.Topology == "" {
+		s.Topology = Switched
+	}
+	if s.Topology != Switched && s.Topology != Shared {
+		return fmt.Errorf("topology %q: want %q or %q", s.Topology, Switched, Shared)
+	}
+	if s.Link.Bandwidth <= 0 {
+		return fmt.Errorf("link bandwidth must be positive")
+	}
+	seen := map[string]bool{}
+	for i, d := range s.Devices {
+		if d.Name == "" {
+			return fmt.Errorf("device %d has no name", i)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("device name %q is used twice", d.Name)
+		}
+		seen[d.Name] = true
+		if d.GFLOPS <= 0 {
+			return fmt.Errorf("device %q: gflops must be positive", d.Name)
+		}
+		for c, v := range d.ByClass {
+			if v <= 0 {
+				return fmt.Errorf("device %q: gflops_by_class %s must be positive", d.Name, c)
+			}
+		}
+	}
+	for _, l := range s.Links {
+		if !seen[l.A] || !seen[l.B] {
+			return fmt.Errorf("link %s–%s names an unknown device", l.A, l.B)
+		}
+		if l.Bandwidth <= 0 {
+			return fmt.Errorf("link %s–%s: bandwidth must be positive", l.A, l.B)
+		}
+	}
+	return nil
+}
+
+// N is the number of devices.
+func (s *Spec) N() int { return len(s.Devices) }
+
+// Speed is device i's speed in FLOP/s for an operator class.
+func (s *Spec) Speed(i int, class string) float64 {
+	d := s.Devices[i]
+	if v, ok := d.ByClass[class]; ok {
+		return v * 1e9
+	}
+	return d.GFLOPS * 1e9
+}
+
+// LinkBetween returns the link from device i to device j.
+func (s *Spec) LinkBetween(i, j int) Link {
+	a, b := s.Devices[i].Name, s.Devices[j].Name
+	for _, l := range s.Links {
+		if (l.A == a && l.B == b) || (l.A == b && l.B == a) {
+			return l.Link
+		}
+	}
+	return s.Link
+}
+
+// Index returns the index of the named device, or -1.
+func (s *Spec) Index(name string) int {
+	for i, d := range s.Devices {
+		if d.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Bytes is a byte count that reads "512MiB", "1GB", "1.5G" or a plain number.
+type Bytes int64
+
+// ParseBytes parses a byte count with an optional unit (B, K/KB/KiB, M, G, T;
+// KB=1000, KiB and bare K=1024).
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
+		i--
+	}
+	num, unit := strings.TrimSpace(t[:i]), strings.ToLower(strings.TrimSpace(t[i:]))
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad byte count %q", s)
+	}
+	mult := map[string]float64{"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("bad byte unit %q in %q", unit, s)
+	}
+	return int64(v * mult), nil
+}
+
+// UnmarshalYAML accepts a number or a string with a unit.
+func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseBytes(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = Bytes(v)
+	return nil
+}
+
+// Bandwidth is a link rate in bytes per second that reads "100Mbps",
+// "1Gbit", "50mbit/s", "12.5MB/s" or a plain number of bit/s.
+type Bandwidth float64
+
+// ParseBandwidth parses a rate and returns bytes per second. Bit units
+// (bps, kbit, Mbps, Gbit/s, or a bare number of bit/s) and byte units with a
+// capital B (B/s, KB/s, MB/s, GB/s) are accepted.
+func ParseBandwidth(s string) (float64, error) {
+	t := strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
+		i--
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(t[:i]), 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad bandwidth %q", s)
+	}
+	unit := strings.TrimSpace(t[i:])
+	switch unit {
+	case "B":
+		return v, nil
+	case "KB":
+		return v * 1e3, nil
+	case "MB":
+		return v * 1e6, nil
+	case "GB":
+		return v * 1e9, nil
+	}
+	bits := map[string]float64{"": 1, "bps": 1, "bit": 1, "b": 1,
+		"kbps": 1e3, "kbit": 1e3, "k": 1e3, "mbps": 1e6, "mbit": 1e6, "m": 1e6, "gbps": 1e9, "gbit": 1e9, "g": 1e9}
+	if m, ok := bits[strings.ToLower(unit)]; ok {
+		return v * m / 8, nil
+	}
+	return 0, fmt.Errorf("bad bandwidth unit %q in %q (use e.g. 100Mbps, 1Gbit, 12.5MB/s)", unit, s)
+}
+
+// UnmarshalYAML accepts a number (bit/s) or a string with a unit.
+func (b *Bandwidth) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseBandwidth(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = Bandwidth(v)
+	return nil
+}
+
+// MarshalYAML writes the rate in Mbit/s.
+func (b Bandwidth) MarshalYAML() (any, error) {
+	return fmt.Sprintf("%gMbps", float64(b)*8/1e6), nil
+}
+
+// String formats the rate in Mbit/s.
+func (b Bandwidth) String() string { return fmt.Sprintf("%gMbps", float64(b)*8/1e6) }
+
+// Mbps is the rate in Mbit/s.
+func (b Bandwidth) Mbps() float64 { return float64(b) * 8 / 1e6 }
