@@ -76,7 +76,7 @@ func check() error {
 		return fmt.Errorf("ortref: node (Node.js) is not on PATH: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "onnxruntime-node", "package.json")); err != nil {
-		return fmt.Errorf("ortref: onnxruntime-node is not installed in %s (run: cd %s && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund)", dir, dir)
+		return fmt.Errorf("ortref: onnxruntime-node is not installed in %s (run: cd %s && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --ignore-scripts)", dir, dir)
 	}
 	cmd := exec.Command(np, filepath.Join(dir, "run.js"), "--check")
 	var stdout, stderr bytes.Buffer

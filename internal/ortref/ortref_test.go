@@ -196,3 +196,19 @@ func TestRunAllConformance(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckNotInstalled(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "run.js"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvToolDir, dir)
+	err := check()
+	if err == nil || !strings.Contains(err.Error(), "npm ci") {
+		t.Fatalf("check() with no node_modules = %v, want an error giving the install command", err)
+	}
+	t.Setenv(EnvToolDir, filepath.Join(dir, "nowhere"))
+	if err := check(); err == nil {
+		t.Fatal("check() with a missing tool dir: want an error")
+	}
+}

@@ -75,7 +75,7 @@ function loadOrt() {
   } catch (e) {
     throw new Error(
       `cannot load onnxruntime-node (install it with: cd ${__dirname} && ` +
-        `ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund): ${e.message}`,
+        `ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --ignore-scripts): ${e.message}`,
     );
   }
 }
