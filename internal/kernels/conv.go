@@ -116,10 +116,11 @@ func (c *Conv) runGroup(pool *Pool, g int, in, out []float32) {
 	} else {
 		src = &im2col{p: &c.p, in: gin}
 	}
-	epi := &epilogue{act: c.act}
+	var bias []float32
 	if c.bias != nil {
-		epi.bias = c.bias[g*ocg : (g+1)*ocg]
+		bias = c.bias[g*ocg : (g+1)*ocg]
 	}
+	epi := newEpilogue(bias, c.act)
 	j := gemmJob{m: ocg, n: ohw, k: c.kdim, alpha: 1, pa: c.packed[g], bsrc: src,
 		c: out[g*ocg*ohw : (g+1)*ocg*ohw], ldc: ohw, epi: epi}
 	j.run(pool)

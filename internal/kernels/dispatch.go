@@ -12,8 +12,9 @@ const (
 // with AVX2 and FMA (and without the purego tag) init in kernels_amd64.go
 // replaces them with the avo-generated assembly.
 var (
-	// microKernel computes C[0:6, 0:16] (row stride ldc) = alpha*A*B (+C if
-	// accum) from packed panels a (k*6 floats) and b (k*16 floats).
+	// microKernel computes C[0:6, 0:16] (row stride ldc) = alpha*A*B from
+	// packed panels a (k*6 floats) and b (k*16 floats); flag kAccum adds the
+	// old C, then kEpilogue adds bias[r] to row r and clamps to [lo, hi].
 	microKernel = microKernelGo
 	// dot4 computes out[r] = dot(x[:n], w[r*ldw:][:n]) for r = 0..3.
 	dot4 = dot4Go

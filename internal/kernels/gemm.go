@@ -216,45 +216,22 @@ func (s *matB) pack(dst []float32, pc, kc, j0, nc int) {
 }
 
 // epilogue is applied to each finished tile of C: a per-row bias (may be
-// nil) and an activation.
+// nil) and an activation. Bias and clamp-like activations (none, Relu, Clip)
+// are fused into the micro-kernel; others run in Go on the hot tile.
 type epilogue struct {
-	bias []float32
-	act  Act
+	bias      []float32
+	act       Act
+	lo, hi    float32
+	clampOnly bool
 }
 
-func (e *epilogue) apply(c []float32, ldc, i, j, mm, nn int) {
-	for r := 0; r < mm; r++ {
-		row := c[(i+r)*ldc+j : (i+r)*ldc+j+nn]
-		var b float32
-		if e.bias != nil {
-			b = e.bias[i+r]
-		}
-		switch e.act.Kind {
-		case ActNone:
-			if b != 0 {
-				for t := range row {
-					row[t] += b
-				}
-			}
-		case ActRelu:
-			for t, v := range row {
-				row[t] = max(v+b, 0)
-			}
-		case ActClip:
-			lo, hi := e.act.Alpha, e.act.Beta
-			for t, v := range row {
-				row[t] = min(max(v+b, lo), hi)
-			}
-		default:
-			if b != 0 {
-				for t := range row {
-					row[t] += b
-				}
-			}
-			e.act.Apply(row)
-		}
-	}
+func newEpilogue(bias []float32, act Act) *epilogue {
+	lo, hi, ok := clampBounds(act)
+	return &epilogue{bias: bias, act: act, lo: lo, hi: hi, clampOnly: ok}
 }
+
+// zeroBias is the bias of tiles without one.
+var zeroBias [mr]float32
 
 // gemmJob is one C = alpha*A*B + beta*C product with A already packed.
 type gemmJob struct {
@@ -355,12 +332,31 @@ func (j *gemmJob) block(m0, m1, n0, n1 int) {
 	}
 }
 
+// Micro-kernel flags.
+const (
+	kAccum    = 1 // add the old C
+	kEpilogue = 2 // add the row bias and clamp
+)
+
 // panel runs the micro-kernel for rows [i0,i1) of C against one packed B
 // panel b (columns jj..jj+nn, depth pc..pc+kc).
 func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32, tile *[mr * nr]float32) {
-	accum := pc > 0 || j.beta != 0
-	last := pc+kc == j.k
+	flags := 0
+	if pc > 0 || j.beta != 0 {
+		flags |= kAccum
+	}
+	epi := j.epi
+	if pc+kc == j.k && epi != nil {
+		flags |= kEpilogue
+	} else {
+		epi = nil
+	}
+	lo, hi := float32(0), float32(0)
+	if epi != nil {
+		lo, hi = epi.lo, epi.hi
+	}
 	c, ldc := j.c, j.ldc
+	var biasBuf [mr]float32
 	for i := i0; i < i1; i += mr {
 		mm := min(mr, i1-i)
 		a := j.pa[(i/mr)*j.k*mr+pc*mr:]
@@ -372,24 +368,32 @@ func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32, tile *[mr * nr]
 				}
 			}
 		}
-		if mm == mr && nn == nr {
-			microKernel(kc, a, b, c[i*ldc+jj:], ldc, j.alpha, accum)
-		} else {
-			microKernel(kc, a, b, tile[:], nr, j.alpha, false)
-			for r := 0; r < mm; r++ {
-				row := c[(i+r)*ldc+jj : (i+r)*ldc+jj+nn]
-				src := tile[r*nr : r*nr+nn]
-				if accum {
-					for t, v := range src {
-						row[t] += v
-					}
-				} else {
-					copy(row, src)
-				}
+		bias := zeroBias[:]
+		if epi != nil && epi.bias != nil {
+			if i+mr <= len(epi.bias) {
+				bias = epi.bias[i : i+mr]
+			} else {
+				copy(biasBuf[:], epi.bias[i:])
+				bias = biasBuf[:]
 			}
 		}
-		if last && j.epi != nil {
-			j.epi.apply(c, ldc, i, jj, mm, nn)
+		if mm == mr && nn == nr {
+			microKernel(kc, a, b, c[i*ldc+jj:], ldc, j.alpha, flags, bias, lo, hi)
+		} else {
+			if flags&kAccum != 0 {
+				for r := 0; r < mm; r++ {
+					copy(tile[r*nr:r*nr+nn], c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn])
+				}
+			}
+			microKernel(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
+			for r := 0; r < mm; r++ {
+				copy(c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn], tile[r*nr:r*nr+nn])
+			}
+		}
+		if epi != nil && !epi.clampOnly {
+			for r := 0; r < mm; r++ {
+				epi.act.Apply(c[(i+r)*ldc+jj : (i+r)*ldc+jj+nn])
+			}
 		}
 	}
 }

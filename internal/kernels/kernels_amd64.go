@@ -16,9 +16,9 @@ func init() {
 	kernName = "avx2-fma"
 }
 
-func microKernelAVX2(k int, a, b, c []float32, ldc int, alpha float32, accum bool) {
-	_, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+nr-1]
-	sgemmKernelAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, accum)
+func microKernelAVX2(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
+	_, _, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+nr-1], bias[mr-1]
+	sgemmKernelAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, flags, &bias[0], lo, hi)
 }
 
 func dot4AVX2(n int, x, w []float32, ldw int, out *[4]float32) {

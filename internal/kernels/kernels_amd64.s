@@ -4,9 +4,9 @@
 
 #include "textflag.h"
 
-// func sgemmKernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, accum bool)
+// func sgemmKernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, lo float32, hi float32)
 // Requires: AVX, AVX2, FMA3, SSE
-TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-45
+TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-72
 	MOVQ   k+0(FP), CX
 	MOVQ   a+8(FP), SI
 	MOVQ   b+16(FP), DI
@@ -160,40 +160,78 @@ done:
 	VMULPS       Y14, Y9, Y9
 	VMULPS       Y14, Y10, Y10
 	VMULPS       Y14, Y11, Y11
-	MOVB         accum+44(FP), AL
-	TESTB        AL, AL
+	MOVQ         flags+48(FP), AX
+	TESTQ        $0x00000001, AX
+	JE           noaccum
+	MOVQ         R8, R10
+	VADDPS       (R10), Y0, Y0
+	VADDPS       32(R10), Y1, Y1
+	ADDQ         R9, R10
+	VADDPS       (R10), Y2, Y2
+	VADDPS       32(R10), Y3, Y3
+	ADDQ         R9, R10
+	VADDPS       (R10), Y4, Y4
+	VADDPS       32(R10), Y5, Y5
+	ADDQ         R9, R10
+	VADDPS       (R10), Y6, Y6
+	VADDPS       32(R10), Y7, Y7
+	ADDQ         R9, R10
+	VADDPS       (R10), Y8, Y8
+	VADDPS       32(R10), Y9, Y9
+	ADDQ         R9, R10
+	VADDPS       (R10), Y10, Y10
+	VADDPS       32(R10), Y11, Y11
+
+noaccum:
+	TESTQ        $0x00000002, AX
 	JE           store
-	VADDPS       (R8), Y0, Y0
-	VADDPS       32(R8), Y1, Y1
-	VMOVUPS      Y0, (R8)
-	VMOVUPS      Y1, 32(R8)
-	ADDQ         R9, R8
-	VADDPS       (R8), Y2, Y2
-	VADDPS       32(R8), Y3, Y3
-	VMOVUPS      Y2, (R8)
-	VMOVUPS      Y3, 32(R8)
-	ADDQ         R9, R8
-	VADDPS       (R8), Y4, Y4
-	VADDPS       32(R8), Y5, Y5
-	VMOVUPS      Y4, (R8)
-	VMOVUPS      Y5, 32(R8)
-	ADDQ         R9, R8
-	VADDPS       (R8), Y6, Y6
-	VADDPS       32(R8), Y7, Y7
-	VMOVUPS      Y6, (R8)
-	VMOVUPS      Y7, 32(R8)
-	ADDQ         R9, R8
-	VADDPS       (R8), Y8, Y8
-	VADDPS       32(R8), Y9, Y9
-	VMOVUPS      Y8, (R8)
-	VMOVUPS      Y9, 32(R8)
-	ADDQ         R9, R8
-	VADDPS       (R8), Y10, Y10
-	VADDPS       32(R8), Y11, Y11
-	VMOVUPS      Y10, (R8)
-	VMOVUPS      Y11, 32(R8)
-	VZEROUPPER
-	RET
+	MOVQ         bias+56(FP), R11
+	MOVSS        lo+64(FP), X12
+	MOVSS        hi+68(FP), X13
+	VBROADCASTSS X12, Y12
+	VBROADCASTSS X13, Y13
+	VBROADCASTSS (R11), Y14
+	VADDPS       Y14, Y0, Y0
+	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y13, Y0, Y0
+	VADDPS       Y14, Y1, Y1
+	VMAXPS       Y12, Y1, Y1
+	VMINPS       Y13, Y1, Y1
+	VBROADCASTSS 4(R11), Y14
+	VADDPS       Y14, Y2, Y2
+	VMAXPS       Y12, Y2, Y2
+	VMINPS       Y13, Y2, Y2
+	VADDPS       Y14, Y3, Y3
+	VMAXPS       Y12, Y3, Y3
+	VMINPS       Y13, Y3, Y3
+	VBROADCASTSS 8(R11), Y14
+	VADDPS       Y14, Y4, Y4
+	VMAXPS       Y12, Y4, Y4
+	VMINPS       Y13, Y4, Y4
+	VADDPS       Y14, Y5, Y5
+	VMAXPS       Y12, Y5, Y5
+	VMINPS       Y13, Y5, Y5
+	VBROADCASTSS 12(R11), Y14
+	VADDPS       Y14, Y6, Y6
+	VMAXPS       Y12, Y6, Y6
+	VMINPS       Y13, Y6, Y6
+	VADDPS       Y14, Y7, Y7
+	VMAXPS       Y12, Y7, Y7
+	VMINPS       Y13, Y7, Y7
+	VBROADCASTSS 16(R11), Y14
+	VADDPS       Y14, Y8, Y8
+	VMAXPS       Y12, Y8, Y8
+	VMINPS       Y13, Y8, Y8
+	VADDPS       Y14, Y9, Y9
+	VMAXPS       Y12, Y9, Y9
+	VMINPS       Y13, Y9, Y9
+	VBROADCASTSS 20(R11), Y14
+	VADDPS       Y14, Y10, Y10
+	VMAXPS       Y12, Y10, Y10
+	VMINPS       Y13, Y10, Y10
+	VADDPS       Y14, Y11, Y11
+	VMAXPS       Y12, Y11, Y11
+	VMINPS       Y13, Y11, Y11
 
 store:
 	VMOVUPS Y0, (R8)

@@ -4,9 +4,10 @@
 
 package kernels
 
-// sgemmKernelAVX2 computes C (6x16, row stride ldc) = alpha*A*B (+ C if accum)
-// for a packed 6-row A panel and a packed 16-column B panel of depth k.
-func sgemmKernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, accum bool)
+// sgemmKernelAVX2 computes the 6x16 tile C (row stride ldc) = alpha*A*B for a
+// packed 6-row A panel and a packed 16-column B panel of depth k. Flag 1 adds
+// the old C; flag 2 then adds bias[r] to row r and clamps to [lo, hi].
+func sgemmKernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, lo float32, hi float32)
 
 // peakFMAAVX2 runs n iterations of 12 independent 8-wide FMAs (192 flops each).
 func peakFMAAVX2(n int)

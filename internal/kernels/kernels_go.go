@@ -6,7 +6,8 @@ package kernels
 
 // microKernelGo is the portable 6×16 micro-kernel. It works on 2×4 sub-blocks
 // so the accumulators stay in registers.
-func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, accum bool) {
+func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
+	accum := flags&kAccum != 0
 	a = a[:k*mr]
 	b = b[:k*nr]
 	for r := 0; r < mr; r += 2 {
@@ -49,6 +50,15 @@ func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, accum bool)
 				d1[1] = alpha * s11
 				d1[2] = alpha * s12
 				d1[3] = alpha * s13
+			}
+		}
+	}
+	if flags&kEpilogue != 0 {
+		for r := 0; r < mr; r++ {
+			row := c[r*ldc : r*ldc+nr]
+			b := bias[r]
+			for j, v := range row {
+				row[j] = min(max(v+b, lo), hi)
 			}
 		}
 	}

@@ -31,12 +31,13 @@ func main() {
 
 // sgemmKernel generates the 6x16 SGEMM micro-kernel. A is a packed panel
 // (k groups of 6 floats), B a packed panel (k groups of 16 floats). The 6x16
-// product times alpha is stored to C (row stride ldc floats), or added to C
-// when accum is true.
+// product times alpha is stored to C (row stride ldc floats), optionally
+// added to the old C and followed by a fused bias + clamp epilogue.
 func sgemmKernel() {
-	TEXT("sgemmKernelAVX2", NOSPLIT, "func(k int, a, b, c *float32, ldc int, alpha float32, accum bool)")
-	Doc("sgemmKernelAVX2 computes C (6x16, row stride ldc) = alpha*A*B (+ C if accum)",
-		"for a packed 6-row A panel and a packed 16-column B panel of depth k.")
+	TEXT("sgemmKernelAVX2", NOSPLIT, "func(k int, a, b, c *float32, ldc int, alpha float32, flags int, bias *float32, lo, hi float32)")
+	Doc("sgemmKernelAVX2 computes the 6x16 tile C (row stride ldc) = alpha*A*B for a",
+		"packed 6-row A panel and a packed 16-column B panel of depth k. Flag 1 adds",
+		"the old C; flag 2 then adds bias[r] to row r and clamps to [lo, hi].")
 	k := Load(Param("k"), reg.RCX)
 	pa := Load(Param("a"), reg.RSI)
 	pb := Load(Param("b"), reg.RDI)
@@ -88,20 +89,36 @@ func sgemmKernel() {
 	for _, y := range acc {
 		VMULPS(reg.Y14, y, y)
 	}
-	Load(Param("accum"), reg.AL)
-	TESTB(reg.AL, reg.AL)
-	JE(LabelRef("store"))
+	flags := Load(Param("flags"), reg.RAX)
+	// Accumulate: add the current C.
+	TESTQ(U32(1), flags)
+	JE(LabelRef("noaccum"))
+	MOVQ(pc, reg.R10)
 	for r := 0; r < mr; r++ {
-		VADDPS(Mem{Base: pc}, acc[2*r], acc[2*r])
-		VADDPS(Mem{Base: pc, Disp: 32}, acc[2*r+1], acc[2*r+1])
-		VMOVUPS(acc[2*r], Mem{Base: pc})
-		VMOVUPS(acc[2*r+1], Mem{Base: pc, Disp: 32})
+		VADDPS(Mem{Base: reg.R10}, acc[2*r], acc[2*r])
+		VADDPS(Mem{Base: reg.R10, Disp: 32}, acc[2*r+1], acc[2*r+1])
 		if r < mr-1 {
-			ADDQ(ldc, pc)
+			ADDQ(ldc, reg.R10)
 		}
 	}
-	VZEROUPPER()
-	RET()
+	Label("noaccum")
+	// Epilogue: add the per-row bias and clamp to [lo, hi].
+	TESTQ(U32(2), flags)
+	JE(LabelRef("store"))
+	pbias := Load(Param("bias"), reg.R11)
+	Load(Param("lo"), reg.X12)
+	Load(Param("hi"), reg.X13)
+	VBROADCASTSS(reg.X12, reg.Y12)
+	VBROADCASTSS(reg.X13, reg.Y13)
+	for r := 0; r < mr; r++ {
+		VBROADCASTSS(Mem{Base: pbias, Disp: 4 * r}, reg.Y14)
+		for h := 0; h < 2; h++ {
+			y := acc[2*r+h]
+			VADDPS(reg.Y14, y, y)
+			VMAXPS(reg.Y12, y, y)
+			VMINPS(reg.Y13, y, y)
+		}
+	}
 	Label("store")
 	for r := 0; r < mr; r++ {
 		VMOVUPS(acc[2*r], Mem{Base: pc})

@@ -1,0 +1,138 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// measuredPeak is one core's FMA peak in GFLOP/s, measured once per test
+// binary with PeakFMA so efficiencies are relative to the same run.
+var measuredPeak = sync.OnceValue(func() float64 {
+	// Best of many short runs: the machine may be shared and noisy.
+	best := 0.0
+	for i := 0; i < 40; i++ {
+		const iters = 20_000
+		t0 := time.Now()
+		PeakFMA(iters)
+		best = max(best, float64(iters*PeakFlopsPerIter)/time.Since(t0).Seconds()/1e9)
+	}
+	return best
+})
+
+func reportFlops(b *testing.B, flops float64, threads int) {
+	gf := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
+	b.ReportMetric(gf, "GFLOP/s")
+	b.ReportMetric(100*gf/(measuredPeak()*float64(threads)), "%peak")
+}
+
+// BenchmarkPeakFMA measures one core's peak with a register-only FMA loop.
+func BenchmarkPeakFMA(b *testing.B) {
+	const iters = 100_000
+	for b.Loop() {
+		PeakFMA(iters)
+	}
+	b.ReportMetric(float64(iters*PeakFlopsPerIter)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkSgemm(b *testing.B) {
+	for _, s := range []struct {
+		name    string
+		m, n, k int
+	}{{"512x512x512", 512, 512, 512}, {"conv64x3136x576", 64, 3136, 576}, {"1024x1024x1024", 1024, 1024, 1024}} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/t%d", s.name, threads), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 1))
+				a, bb, c := randSlice(r, s.m*s.k), randSlice(r, s.k*s.n), make([]float32, s.m*s.n)
+				p := NewPool(threads)
+				defer p.Close()
+				measuredPeak()
+				b.ResetTimer()
+				for b.Loop() {
+					Sgemm(p, false, false, s.m, s.n, s.k, 1, a, s.k, bb, s.n, 0, c, s.n)
+				}
+				reportFlops(b, 2*float64(s.m)*float64(s.n)*float64(s.k), threads)
+			})
+		}
+	}
+}
+
+// BenchmarkGemv is the fully connected layers of VGG-16 at batch 1:
+// y = x·Wᵀ with W stored [out, in].
+func BenchmarkGemv(b *testing.B) {
+	for _, s := range [][2]int{{25088, 4096}, {4096, 4096}, {4096, 1000}} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%dx%d/t%d", s[0], s[1], threads), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 1))
+				in, out := s[0], s[1]
+				x, w, y := randSlice(r, in), randSlice(r, in*out), make([]float32, out)
+				p := NewPool(threads)
+				defer p.Close()
+				for b.Loop() {
+					Sgemm(p, false, true, 1, out, in, 1, x, in, w, in, 0, y, out)
+				}
+				gb := float64(in*out*4) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+				b.ReportMetric(gb, "GB/s")
+				b.ReportMetric(2*float64(in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+type benchConv struct {
+	name string
+	p    ConvParams
+}
+
+func convShape(name string, inC, h, outC, k, s, pad, g int) benchConv {
+	oh := (h+2*pad-k)/s + 1
+	return benchConv{name, ConvParams{InC: inC, InH: h, InW: h, OutC: outC, OutH: oh, OutW: oh, KH: k, KW: k,
+		StrideH: s, StrideW: s, DilH: 1, DilW: 1, PadT: pad, PadL: pad, Group: g}}
+}
+
+var benchConvs = []benchConv{
+	convShape("resnet18/conv1_3x224_7x7s2", 3, 224, 64, 7, 2, 3, 1),
+	convShape("resnet18/l1_64x56_3x3", 64, 56, 64, 3, 1, 1, 1),
+	convShape("resnet18/l2_64x56_3x3s2", 64, 56, 128, 3, 2, 1, 1),
+	convShape("resnet18/l2_ds_64x56_1x1s2", 64, 56, 128, 1, 2, 0, 1),
+	convShape("resnet18/l2_128x28_3x3", 128, 28, 128, 3, 1, 1, 1),
+	convShape("resnet18/l3_256x14_3x3", 256, 14, 256, 3, 1, 1, 1),
+	convShape("resnet18/l4_512x7_3x3", 512, 7, 512, 3, 1, 1, 1),
+	convShape("vgg16/conv1_2_64x224_3x3", 64, 224, 64, 3, 1, 1, 1),
+	convShape("vgg16/conv3_2_256x56_3x3", 256, 56, 256, 3, 1, 1, 1),
+	convShape("vgg16/conv5_1_512x14_3x3", 512, 14, 512, 3, 1, 1, 1),
+	convShape("alexnet/conv2_g2_96x27_5x5", 96, 27, 256, 5, 1, 2, 2),
+	convShape("mbv2/pw_24x56_to144_1x1", 24, 56, 144, 1, 1, 0, 1),
+	convShape("mbv2/pw_144x56_to24_1x1", 144, 56, 24, 1, 1, 0, 1),
+	convShape("mbv2/dw_144x56_3x3", 144, 56, 144, 3, 1, 1, 144),
+	convShape("mbv2/dw_96x112_3x3s2", 96, 112, 96, 3, 2, 1, 96),
+	convShape("mbv2/dw_960x7_3x3", 960, 7, 960, 3, 1, 1, 960),
+}
+
+func BenchmarkConv(b *testing.B) {
+	for _, bc := range benchConvs {
+		p := bc.p
+		flops := 2 * float64(p.OutC*p.OutH*p.OutW) * float64(p.InC/p.Group*p.KH*p.KW)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/t%d", bc.name, threads), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 1))
+				w := randSlice(r, p.OutC*(p.InC/p.Group)*p.KH*p.KW)
+				conv, err := NewConv(p, w, randSlice(r, p.OutC), Act{Kind: ActRelu})
+				if err != nil {
+					b.Fatal(err)
+				}
+				in, out := randSlice(r, p.InC*p.InH*p.InW), make([]float32, p.OutC*p.OutH*p.OutW)
+				pool := NewPool(threads)
+				defer pool.Close()
+				measuredPeak()
+				b.ResetTimer()
+				for b.Loop() {
+					conv.Run(pool, in, out)
+				}
+				reportFlops(b, flops, threads)
+			})
+		}
+	}
+}
