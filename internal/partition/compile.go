@@ -30,11 +30,20 @@ type compiler struct {
 	tag     int
 	trans   int
 	uniq    int
+	cur     string // model node being compiled (recorded on its steps)
+	opt     Options
+}
+
+// Options configure Compile.
+type Options struct {
+	// ShapesOnly skips slicing large weights: the programs carry weight
+	// shards with shapes but no data. For planning and cost prediction.
+	ShapesOnly bool
 }
 
 // Compile turns plan p for graph g (optimized and shape-inferred, the graph
 // the plan was made for) into one program per device.
-func Compile(g *graph.Graph, p *plan.Plan) (*Programs, error) {
+func Compile(g *graph.Graph, p *plan.Plan, opt Options) (*Programs, error) {
 	n := p.Cluster.N()
 	if len(p.Nodes) != len(g.Nodes) {
 		return nil, fmt.Errorf("plan has %d nodes, the model has %d (was the plan made for this model?)", len(p.Nodes), len(g.Nodes))
@@ -42,7 +51,7 @@ func Compile(g *graph.Graph, p *plan.Plan) (*Programs, error) {
 	if len(p.Inputs) != len(g.Inputs) {
 		return nil, fmt.Errorf("plan has %d input layouts, the model has %d inputs", len(p.Inputs), len(g.Inputs))
 	}
-	c := &compiler{g: g, p: p, n: n, place: map[string]*placement{}, derived: map[string]string{}}
+	c := &compiler{g: g, p: p, n: n, place: map[string]*placement{}, derived: map[string]string{}, opt: opt}
 	for d := 0; d < n; d++ {
 		c.progs = append(c.progs, &Program{Device: d, Name: p.Cluster.Devices[d].Name, Opset: g.Opset,
 			Consts: map[string]*tensor.Tensor{}, Values: map[string]graph.ValueInfo{}})
@@ -65,10 +74,12 @@ func Compile(g *graph.Graph, p *plan.Plan) (*Programs, error) {
 		if np.Node != node.Name {
 			return nil, fmt.Errorf("plan node %d is %q, the model's is %q (was the plan made for this model?)", i, np.Node, node.Name)
 		}
+		c.cur = node.Name
 		if err := c.node(node, np); err != nil {
 			return nil, fmt.Errorf("%v: %w", node, err)
 		}
 	}
+	c.cur = ""
 	if err := c.outputs(); err != nil {
 		return nil, err
 	}
@@ -142,7 +153,12 @@ func (c *compiler) layoutPlacement(name string, v graph.ValueInfo, l plan.Layout
 	return pl, nil
 }
 
-func (c *compiler) emit(d int, s Step) { c.progs[d].Steps = append(c.progs[d].Steps, s) }
+func (c *compiler) emit(d int, s Step) {
+	if s.Orig == "" {
+		s.Orig = c.cur
+	}
+	c.progs[d].Steps = append(c.progs[d].Steps, s)
+}
 
 func (c *compiler) newName(base string) string {
 	c.uniq++
@@ -433,6 +449,11 @@ func shapesOf(g *graph.Graph, names []string) []tensor.Shape {
 	return s
 }
 
+// shapesOnlyMax is the largest weight slice a ShapesOnly compile still
+// copies (small constants such as shapes and clip bounds are needed for
+// shape inference).
+const shapesOnlyMax = 4096
+
 // localConst gives device d region b of constant name (shared, not copied,
 // when b is the whole tensor).
 func (c *compiler) localConst(d int, name string, b Box) string {
@@ -443,7 +464,11 @@ func (c *compiler) localConst(d int, name string, b Box) string {
 	}
 	local := fmt.Sprintf("%s%v", name, b)
 	if _, ok := c.progs[d].Consts[local]; !ok {
-		c.progs[d].Consts[local] = Extract(t, b)
+		if c.opt.ShapesOnly && b.Numel() > shapesOnlyMax {
+			c.progs[d].Consts[local] = &tensor.Tensor{Shape: b.Shape(), DType: t.DType}
+		} else {
+			c.progs[d].Consts[local] = Extract(t, b)
+		}
 	}
 	return local
 }

@@ -1,0 +1,322 @@
+// Package cost predicts what a partitioned model costs on a cluster: a
+// per-device timeline of compute and transfers (a discrete-event simulation
+// of exactly the programs the devices will run) and each device's peak
+// memory.
+package cost
+
+import (
+	"container/heap"
+	"fmt"
+	"sort"
+
+	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/graph"
+	"github.com/iop-edge/iop/internal/ops"
+	"github.com/iop-edge/iop/internal/partition"
+	"github.com/iop-edge/iop/internal/plan"
+)
+
+// Params are the cost model's constants that are not in the cluster spec.
+type Params struct {
+	// CopyBytesPerSec is the speed of local memory copies (slicing,
+	// assembling regions).
+	CopyBytesPerSec float64
+	// RuntimeOverheadBytes is the fixed memory of a worker process (Go
+	// runtime, binary, buffers), measured by the runtime.
+	RuntimeOverheadBytes int64
+}
+
+// DefaultParams are for a Raspberry-Pi-class board.
+var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 24 << 20}
+
+// Span is one interval of a device's predicted timeline.
+type Span struct {
+	Kind    string  `json:"kind"` // compute, send, recv-wait, copy
+	Node    string  `json:"node"`
+	Op      string  `json:"op,omitempty"`
+	Peer    int     `json:"peer,omitempty"`
+	StartMS float64 `json:"start_ms"`
+	EndMS   float64 `json:"end_ms"`
+	Bytes   int64   `json:"bytes,omitempty"`
+	FLOPs   int64   `json:"flops,omitempty"`
+}
+
+// Timeline is the predicted Gantt chart: spans per device.
+type Timeline struct {
+	Devices [][]Span `json:"devices"`
+}
+
+// StepFLOPs returns the FLOPs and operator class of a compute step.
+func StepFLOPs(p *partition.Program, s *partition.Step) (int64, ops.Class) {
+	def, ok := ops.Lookup(s.Node.Op)
+	if !ok || def.FLOPs == nil {
+		return 0, ops.ClassElem
+	}
+	in := make([]ops.Input, len(s.Node.Inputs))
+	for k, name := range s.Node.Inputs {
+		if name == "" {
+			continue
+		}
+		in[k].Present = true
+		if t, ok := p.Consts[name]; ok {
+			in[k].ValueInfo = graph.ValueInfo{Name: name, DType: t.DType, Shape: t.Shape}
+			in[k].Const = t
+		} else {
+			in[k].ValueInfo = p.Values[name]
+		}
+	}
+	outs := make([]graph.ValueInfo, len(s.Node.Outputs))
+	for k, name := range s.Node.Outputs {
+		outs[k] = p.Values[name]
+	}
+	return def.FLOPs(s.Node, in, outs), def.Class
+}
+
+type devState struct {
+	pc   int
+	time float64 // seconds
+}
+
+type msgKey struct{ from, to, tag int }
+
+// Predict simulates the programs on the cluster and returns the predicted
+// latency, per-device load and memory, and the timeline.
+func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Prediction, *Timeline, error) {
+	n := len(ps.Devices)
+	if n != spec.N() {
+		return nil, nil, fmt.Errorf("programs for %d devices, cluster has %d", n, spec.N())
+	}
+	st := make([]devState, n)
+	tl := &Timeline{Devices: make([][]Span, n)}
+	arrival := map[msgKey]float64{}
+	upFree := make([]float64, n)
+	downFree := make([]float64, n)
+	var mediumFree float64
+	pred := &plan.Prediction{Devices: make([]plan.DevicePrediction, n)}
+	for d := range pred.Devices {
+		pred.Devices[d].Name = spec.Devices[d].Name
+	}
+	// Advance the device with the smallest clock that can make progress.
+	h := &clockHeap{}
+	for d := 0; d < n; d++ {
+		heap.Push(h, clockItem{d, 0})
+	}
+	blocked := map[msgKey]int{} // message a device waits for → device
+	for h.Len() > 0 {
+		it := heap.Pop(h).(clockItem)
+		d := it.dev
+		p := ps.Devices[d]
+		for st[d].pc < len(p.Steps) {
+			s := &p.Steps[st[d].pc]
+			t := st[d].time
+			switch s.Kind {
+			case partition.Compute:
+				fl, class := StepFLOPs(p, s)
+				dur := float64(fl) / spec.Speed(d, string(class))
+				if fl == 0 {
+					dur = 0
+				}
+				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: fl})
+				pred.Devices[d].ComputeMS += dur * 1e3
+				st[d].time += dur
+			case partition.Copy:
+				dur := float64(s.Bytes) / prm.CopyBytesPerSec
+				if dur > 0 {
+					tl.Devices[d] = append(tl.Devices[d], Span{Kind: "copy", Node: s.Orig, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, Bytes: s.Bytes})
+				}
+				st[d].time += dur
+			case partition.Send:
+				link := spec.LinkBetween(d, s.Peer)
+				dur := float64(s.Bytes) / float64(link.Bandwidth)
+				var start float64
+				if spec.Topology == cluster.Shared {
+					start = max(t, mediumFree)
+					mediumFree = start + dur
+				} else {
+					start = max(t, upFree[d], downFree[s.Peer])
+					upFree[d], downFree[s.Peer] = start+dur, start+dur
+				}
+				end := start + dur + link.LatencyMS/1e3
+				k := msgKey{d, s.Peer, s.Tag}
+				arrival[k] = end
+				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "send", Node: s.Orig, Peer: s.Peer, StartMS: start * 1e3, EndMS: end * 1e3, Bytes: s.Bytes})
+				pred.BytesSent += s.Bytes
+				pred.Messages++
+				pred.Devices[d].BytesSent += s.Bytes
+				pred.Devices[s.Peer].BytesReceived += s.Bytes
+				if w, ok := blocked[k]; ok {
+					delete(blocked, k)
+					heap.Push(h, clockItem{w, st[w].time})
+				}
+			case partition.Recv:
+				k := msgKey{s.Peer, d, s.Tag}
+				a, ok := arrival[k]
+				if !ok {
+					blocked[k] = d
+					goto next
+				}
+				if a > t {
+					tl.Devices[d] = append(tl.Devices[d], Span{Kind: "recv-wait", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: a * 1e3, Bytes: s.Bytes})
+					st[d].time = a
+				}
+				// Adding or placing the received region is a local copy.
+				st[d].time += float64(s.Bytes) / prm.CopyBytesPerSec
+			}
+			st[d].pc++
+			// Yield to devices whose clocks are behind, so links are booked
+			// in time order.
+			if h.Len() > 0 && (*h)[0].time < st[d].time {
+				heap.Push(h, clockItem{d, st[d].time})
+				goto next
+			}
+		}
+	next:
+	}
+	for d := 0; d < n; d++ {
+		if st[d].pc < len(ps.Devices[d].Steps) {
+			s := ps.Devices[d].Steps[st[d].pc]
+			return nil, nil, fmt.Errorf("internal: device %d waits forever at step %d (%s from device %d, node %s)", d, st[d].pc, s.Kind, s.Peer, s.Orig)
+		}
+		if t := st[d].time * 1e3; t > pred.LatencyMS {
+			pred.LatencyMS = t
+		}
+	}
+	for d, p := range ps.Devices {
+		pred.Devices[d].WeightBytes = p.WeightBytes()
+		pred.Devices[d].PeakMemoryBytes = p.WeightBytes() + PeakActivationBytes(p) + prm.RuntimeOverheadBytes
+	}
+	pred.ComputeMS, pred.CommMS = criticalSplit(tl, pred.LatencyMS)
+	return pred, tl, nil
+}
+
+// criticalSplit attributes the latency of the slowest device to compute and
+// to waiting for communication.
+func criticalSplit(tl *Timeline, latency float64) (compute, comm float64) {
+	best := -1.0
+	for _, spans := range tl.Devices {
+		var c, w, end float64
+		for _, s := range spans {
+			switch s.Kind {
+			case "compute", "copy":
+				c += s.EndMS - s.StartMS
+			case "recv-wait":
+				w += s.EndMS - s.StartMS
+			}
+			end = max(end, s.EndMS)
+		}
+		if end > best {
+			best, compute, comm = end, c, w
+		}
+	}
+	return compute, comm
+}
+
+// PeakActivationBytes is the most memory a program's live local tensors
+// (inputs, outputs, received regions, partial sums) take at any step.
+func PeakActivationBytes(p *partition.Program) int64 {
+	live := map[string]int64{}
+	var cur, peak int64
+	add := func(name string) {
+		if _, ok := live[name]; ok {
+			return
+		}
+		if _, isConst := p.Consts[name]; isConst {
+			return
+		}
+		v := p.Values[name]
+		b := int64(v.Shape.Numel()) * int64(v.DType.Size())
+		live[name] = b
+		cur += b
+	}
+	for _, in := range p.Inputs {
+		add(in.Local)
+	}
+	peak = cur
+	for _, s := range p.Steps {
+		switch s.Kind {
+		case partition.Compute:
+			if isView(s.Node.Op) {
+				live[s.Node.Outputs[0]] = 0
+				continue
+			}
+			for _, o := range s.Node.Outputs {
+				if o != "" {
+					add(o)
+				}
+			}
+		case partition.Alloc:
+			add(s.Dst)
+		case partition.Send:
+			// The extracted region is a temporary buffer until it is sent.
+			peak = max(peak, cur+s.Bytes)
+		case partition.Recv:
+			peak = max(peak, cur+s.Bytes)
+		case partition.Free:
+			for _, name := range s.Names {
+				cur -= live[name]
+				delete(live, name)
+			}
+		}
+		peak = max(peak, cur)
+	}
+	return peak
+}
+
+func isView(op string) bool {
+	d, ok := ops.Lookup(op)
+	return ok && d.View
+}
+
+// NodeTimes sums a timeline's compute per model node and device, and its
+// communication waits per node.
+func NodeTimes(tl *Timeline) (compute map[string][]float64, comm map[string]float64) {
+	compute, comm = map[string][]float64{}, map[string]float64{}
+	n := len(tl.Devices)
+	for d, spans := range tl.Devices {
+		for _, s := range spans {
+			switch s.Kind {
+			case "compute", "copy":
+				if compute[s.Node] == nil {
+					compute[s.Node] = make([]float64, n)
+				}
+				compute[s.Node][d] += s.EndMS - s.StartMS
+			case "recv-wait":
+				comm[s.Node] = max(comm[s.Node], s.EndMS-s.StartMS)
+			}
+		}
+	}
+	return compute, comm
+}
+
+// SortedNames returns the keys of m in order.
+func SortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type clockItem struct {
+	dev  int
+	time float64
+}
+
+type clockHeap []clockItem
+
+func (h clockHeap) Len() int { return len(h) }
+func (h clockHeap) Less(i, j int) bool {
+	if h[i].time != h[j].time {
+		return h[i].time < h[j].time
+	}
+	return h[i].dev < h[j].dev
+}
+func (h clockHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *clockHeap) Push(x any)   { *h = append(*h, x.(clockItem)) }
+func (h *clockHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
