@@ -919,4 +919,3 @@ func sortStrings(s []string) {
 		}
 	}
 }
-

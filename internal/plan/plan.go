@@ -79,7 +79,9 @@ func Replicated() Layout { return Layout{Kind: R} }
 func Single(d int) Layout { return Layout{Kind: S, Device: d} }
 
 // Split returns a C or H layout with the given boundaries.
-func Split(k Kind, splits []int) Layout { return Layout{Kind: k, Splits: append([]int(nil), splits...)} }
+func Split(k Kind, splits []int) Layout {
+	return Layout{Kind: k, Splits: append([]int(nil), splits...)}
+}
 
 // Partial is the P layout.
 func Partial() Layout { return Layout{Kind: P} }

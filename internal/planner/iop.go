@@ -175,4 +175,3 @@ func clonePlan(p *plan.Plan) *plan.Plan {
 	q.Prediction = nil
 	return &q
 }
-
