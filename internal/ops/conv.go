@@ -139,6 +139,12 @@ func convGeom(n *graph.Node, in []Input) (w window, group int, err error) {
 		err = Errorf(n, "weight rank %d (shape %v) does not match input rank %d", len(wt), wt, len(x))
 		return
 	}
+	for _, d := range wt {
+		if d == 0 {
+			err = Errorf(n, "weight shape %v has a zero dimension", wt)
+			return
+		}
+	}
 	group = int(n.Int("group", 1))
 	if group < 1 {
 		err = Errorf(n, "group %d must be positive", group)

@@ -336,3 +336,25 @@ func shapeProd(s tensor.Shape, lo, hi int) int {
 	}
 	return p
 }
+
+// maxElems bounds the size of any inferred tensor (2^31 elements): larger
+// shapes come from corrupt models and would overflow size arithmetic.
+const maxElems = 1 << 31
+
+// checkSize rejects shapes with negative dimensions or too many elements.
+func checkSize(n *graph.Node, s tensor.Shape) error {
+	total := int64(1)
+	for _, d := range s {
+		if d < 0 {
+			return Errorf(n, "negative dimension in output shape %v", s)
+		}
+		if d > maxElems {
+			return Errorf(n, "output shape %v is too large", s)
+		}
+		total *= int64(d)
+		if total > maxElems {
+			return Errorf(n, "output shape %v is too large", s)
+		}
+	}
+	return nil
+}

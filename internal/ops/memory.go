@@ -640,6 +640,9 @@ func padInfer(n *graph.Node, opset int64, in []Input) ([]graph.ValueInfo, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSize(n, out); err != nil {
+		return nil, err
+	}
 	return one(in[0].DType, out), nil
 }
 
@@ -776,6 +779,9 @@ func expandInfer(n *graph.Node, opset int64, in []Input) ([]graph.ValueInfo, err
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSize(n, out); err != nil {
+		return nil, err
+	}
 	return one(in[0].DType, out), nil
 }
 
@@ -806,8 +812,8 @@ func tileInfer(n *graph.Node, opset int64, in []Input) ([]graph.ValueInfo, error
 	out := x.Clone()
 	total := int64(1)
 	for i, r := range rep {
-		if r < 0 {
-			return nil, Errorf(n, "negative repeat %d", r)
+		if r < 0 || r > math.MaxInt32 {
+			return nil, Errorf(n, "invalid repeat %d", r)
 		}
 		total *= int64(x[i]) * r
 		if total > math.MaxInt32 {

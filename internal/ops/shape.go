@@ -128,6 +128,12 @@ func reshapeInfer(n *graph.Node, opset int64, in []Input) (tensor.Shape, error) 
 		known *= out[i]
 	}
 	if infer >= 0 {
+		out[infer] = 1
+	}
+	if err := checkSize(n, out); err != nil {
+		return nil, err
+	}
+	if infer >= 0 {
 		if allowZero && hasZero {
 			return nil, Errorf(n, "shape %v has both 0 and -1 with allowzero=1", spec)
 		}
