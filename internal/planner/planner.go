@@ -32,6 +32,16 @@ type Problem struct {
 	Params  cost.Params
 	// ModelName labels the plan.
 	ModelName string
+
+	hash string // ModelHash(Graph), computed once
+}
+
+// Hash is ModelHash of the problem's graph (computed once).
+func (pr *Problem) Hash() string {
+	if pr.hash == "" {
+		pr.hash = ModelHash(pr.Graph)
+	}
+	return pr.hash
 }
 
 // Make runs the named strategy and returns its plan with the prediction
@@ -70,7 +80,7 @@ func Make(pr *Problem, strategy string) (*plan.Plan, error) {
 func newPlan(pr *Problem, strategy string) *plan.Plan {
 	g := pr.Graph
 	p := &plan.Plan{Format: plan.Format, Version: plan.Version, Strategy: strategy, Cluster: pr.Cluster,
-		Model: plan.Model{Name: pr.ModelName, Hash: ModelHash(g), Inputs: map[string]tensor.Shape{}}}
+		Model: plan.Model{Name: pr.ModelName, Hash: pr.Hash(), Inputs: map[string]tensor.Shape{}}}
 	for _, in := range g.Inputs {
 		p.Model.Inputs[in.Name] = in.Shape
 		// The input arrives at device 0 (the camera); the plan's first
