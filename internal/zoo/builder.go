@@ -249,10 +249,7 @@ func (b *builder) adaptiveAvgPool(name, x string, out int) string {
 	}
 	k := s[2] / out
 	n := b.node("AveragePool", name, []string{x}, tensor.Shape{s[0], s[1], out, out})
-	n.SetInt("ceil_mode", 0)
-	n.SetInt("count_include_pad", 1)
-	n.SetInts("kernel_shape", k, k)
-	n.SetInts("pads", 0, 0, 0, 0)
+	n.SetInts("kernel_shape", k, k) // torch writes no pads or ceil_mode here
 	n.SetInts("strides", k, k)
 	return name
 }
