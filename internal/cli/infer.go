@@ -49,7 +49,10 @@ model without --input runs on a deterministic random input. With
 			if err != nil {
 				return err
 			}
-			sess, err := engine.New(g, engine.Options{Threads: threads, InputShapes: shapes})
+			// Integer inputs (shapes, axes, indices) are fixed at load time
+			// so shape arithmetic on them folds.
+			bound, ins := engine.BindIntegerInputs(g, ins)
+			sess, err := engine.New(g, engine.Options{Threads: threads, InputShapes: shapes, Bind: bound})
 			if err != nil {
 				return err
 			}

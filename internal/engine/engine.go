@@ -21,6 +21,10 @@ type Options struct {
 	InputShapes map[string]tensor.Shape
 	// NoFuse disables BatchNormalization folding and activation fusion.
 	NoFuse bool
+	// Bind fixes the values of some inputs (by name) at load time: they
+	// become constants, so shape arithmetic on them folds, and Run no
+	// longer takes them.
+	Bind map[string]*tensor.Tensor
 }
 
 // Session is a model ready to run on this machine.
@@ -32,6 +36,9 @@ type Session struct {
 // New optimizes a copy of g for the given options and prepares it.
 func New(g *graph.Graph, opt Options) (*Session, error) {
 	g = g.Clone()
+	if err := bind(g, opt.Bind); err != nil {
+		return nil, err
+	}
 	if err := passes.Optimize(g, opt.InputShapes, passes.Options{NoFuse: opt.NoFuse}); err != nil {
 		return nil, err
 	}
@@ -40,6 +47,46 @@ func New(g *graph.Graph, opt Options) (*Session, error) {
 		return nil, err
 	}
 	return &Session{g: g, prog: prog}, nil
+}
+
+// bind turns the named inputs into constants.
+func bind(g *graph.Graph, values map[string]*tensor.Tensor) error {
+	if len(values) == 0 {
+		return nil
+	}
+	kept := g.Inputs[:0]
+	for _, in := range g.Inputs {
+		t, ok := values[in.Name]
+		if !ok {
+			kept = append(kept, in)
+			continue
+		}
+		if in.DType != 0 && t.DType != in.DType {
+			return fmt.Errorf("input %q: element type %v, the model expects %v", in.Name, t.DType, in.DType)
+		}
+		g.Constants[in.Name] = t
+	}
+	if len(g.Inputs)-len(kept) != len(values) {
+		return fmt.Errorf("cannot bind inputs: %d given, %d of them are model inputs", len(values), len(g.Inputs)-len(kept))
+	}
+	g.Inputs = kept
+	return nil
+}
+
+// BindIntegerInputs splits inputs (in graph-input order) into the integer
+// ones, to bind at load time (they carry shapes, axes or indices), and the
+// float ones, which Run takes.
+func BindIntegerInputs(g *graph.Graph, inputs []*tensor.Tensor) (map[string]*tensor.Tensor, []*tensor.Tensor) {
+	bound := map[string]*tensor.Tensor{}
+	var rest []*tensor.Tensor
+	for i, t := range inputs {
+		if i < len(g.Inputs) && t.DType == tensor.Int64 {
+			bound[g.Inputs[i].Name] = t
+			continue
+		}
+		rest = append(rest, t)
+	}
+	return bound, rest
 }
 
 // ShapesOf returns an InputShapes map giving g's inputs the shapes of ts

@@ -45,40 +45,56 @@ func upgradeLegacy(g *graph.Graph) error {
 	return nil
 }
 
-// alignLegacyOperand reshapes the constant second operand of a legacy
-// broadcasting node so numpy broadcasting aligns it at axis of the first.
+// alignLegacyOperand makes numpy broadcasting align the second operand of a
+// legacy broadcasting node at axis of the first: a constant operand is
+// reshaped, another gets trailing unit axes from an inserted Unsqueeze.
 func alignLegacyOperand(g *graph.Graph, n *graph.Node, axis int) error {
-	a := g.Values[n.Inputs[0]]
-	var rankA int
-	switch {
-	case g.IsConst(n.Inputs[0]):
-		rankA = len(g.Constants[n.Inputs[0]].Shape)
-	case a.Shape != nil:
-		rankA = len(a.Shape)
-	default:
-		for _, in := range g.Inputs {
-			if in.Name == n.Inputs[0] {
-				rankA = len(in.Shape)
-			}
-		}
-	}
-	b, ok := g.Constants[n.Inputs[1]]
-	if !ok || rankA == 0 {
-		return fmt.Errorf("%v: legacy broadcast with axis=%d needs a constant second operand and a known first-operand rank", n, axis)
+	rankA, okA := declaredRank(g, n.Inputs[0])
+	rankB, okB := declaredRank(g, n.Inputs[1])
+	if !okA || !okB {
+		return fmt.Errorf("%v: legacy broadcast with axis=%d needs operands of known rank", n, axis)
 	}
 	if axis < 0 {
 		axis += rankA
 	}
-	trail := rankA - axis - len(b.Shape)
-	if trail < 0 {
-		return fmt.Errorf("%v: legacy broadcast axis %d does not fit operand shapes", n, axis)
+	trail := rankA - axis - rankB
+	if trail < 0 || axis < 0 {
+		return fmt.Errorf("%v: legacy broadcast axis %d does not fit operands of rank %d and %d", n, axis, rankA, rankB)
 	}
-	shape := append(b.Shape.Clone(), make(tensor.Shape, trail)...)
-	for i := len(b.Shape); i < len(shape); i++ {
-		shape[i] = 1
+	if trail == 0 {
+		return nil
 	}
-	name := g.UniqueName(n.Inputs[1] + "_aligned")
-	g.Constants[name] = b.Reshaped(shape)
-	n.Inputs[1] = name
-	return nil
+	if b, ok := g.Constants[n.Inputs[1]]; ok {
+		shape := append(b.Shape.Clone(), make(tensor.Shape, trail)...)
+		for i := len(b.Shape); i < len(shape); i++ {
+			shape[i] = 1
+		}
+		name := g.UniqueName(n.Inputs[1] + "_aligned")
+		g.Constants[name] = b.Reshaped(shape)
+		n.Inputs[1] = name
+		return nil
+	}
+	axes := make([]int, trail)
+	for i := range axes {
+		axes[i] = rankB + i
+	}
+	out := g.UniqueName(n.Inputs[1] + "_aligned")
+	u := &graph.Node{Name: out, Op: "Unsqueeze", Inputs: []string{n.Inputs[1]}, Outputs: []string{out}}
+	u.SetInts("axes", axes...)
+	n.Inputs[1] = out
+	g.Nodes = append(g.Nodes, u)
+	return g.TopoSort()
+}
+
+// declaredRank is the rank of a constant or declared graph input.
+func declaredRank(g *graph.Graph, name string) (int, bool) {
+	if t, ok := g.Constants[name]; ok {
+		return len(t.Shape), true
+	}
+	for _, in := range g.Inputs {
+		if in.Name == name && in.Shape != nil {
+			return len(in.Shape), true
+		}
+	}
+	return 0, false
 }
