@@ -22,10 +22,18 @@ var measuredPeak = sync.OnceValue(func() float64 {
 	return best
 })
 
-func reportFlops(b *testing.B, flops float64, threads int) {
+// reportFlops reports GFLOP/s (wall clock), its percentage of threads×the
+// measured one-core peak, and GFLOP per CPU-second ("GFLOP/cpus", per-core
+// throughput, less sensitive to other processes on a shared machine).
+// cpu0 is processCPUTime() when the timed loop started.
+func reportFlops(b *testing.B, flops float64, threads int, cpu0 time.Duration) {
+	cpu := processCPUTime() - cpu0
 	gf := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gf, "GFLOP/s")
 	b.ReportMetric(100*gf/(measuredPeak()*float64(threads)), "%peak")
+	if cpu > 0 {
+		b.ReportMetric(flops*float64(b.N)/cpu.Seconds()/1e9, "GFLOP/cpus")
+	}
 }
 
 // BenchmarkPeakFMA measures one core's peak with a register-only FMA loop.
@@ -50,10 +58,11 @@ func BenchmarkSgemm(b *testing.B) {
 				defer p.Close()
 				measuredPeak()
 				b.ResetTimer()
+				cpu0 := processCPUTime()
 				for b.Loop() {
 					Sgemm(p, false, false, s.m, s.n, s.k, 1, a, s.k, bb, s.n, 0, c, s.n)
 				}
-				reportFlops(b, 2*float64(s.m)*float64(s.n)*float64(s.k), threads)
+				reportFlops(b, 2*float64(s.m)*float64(s.n)*float64(s.k), threads, cpu0)
 			})
 		}
 	}
@@ -128,10 +137,11 @@ func BenchmarkConv(b *testing.B) {
 				defer pool.Close()
 				measuredPeak()
 				b.ResetTimer()
+				cpu0 := processCPUTime()
 				for b.Loop() {
 					conv.Run(pool, in, out)
 				}
-				reportFlops(b, flops, threads)
+				reportFlops(b, flops, threads, cpu0)
 			})
 		}
 	}

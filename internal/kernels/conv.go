@@ -249,7 +249,7 @@ func clampBounds(a Act) (lo, hi float32, ok bool) {
 // oc/(OutC/InC) only.
 func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
 	p := c.p
-	fast := dw3x3Row != nil && p.KH == 3 && p.KW == 3 && p.DilH == 1 && p.DilW == 1 &&
+	fast := dw3x3 != nil && p.KH == 3 && p.KW == 3 && p.DilH == 1 && p.DilW == 1 &&
 		p.StrideH == p.StrideW && (p.StrideH == 1 || p.StrideH == 2)
 	t := pool.Threads()
 	if p.OutC*p.OutH*p.OutW*p.KH*p.KW < 1<<15 {
@@ -316,17 +316,16 @@ func (c *Conv) depthwise3x3(in, out []float32, lo, hi int) {
 		}
 		w := c.weight[oc*9 : oc*9+9]
 		o := out[oc*ohw : (oc+1)*ohw]
-		for oy := 0; oy < p.OutH; oy++ {
-			r0 := plane[oy*s*pw:]
-			r1 := plane[(oy*s+1)*pw:]
-			r2 := plane[(oy*s+2)*pw:]
-			orow := o[oy*p.OutW : (oy+1)*p.OutW]
-			if ow8 == p.OutW {
-				dw3x3Row(s, ow8, orow, r0, r1, r2, w, b, lo32, hi32)
-			} else {
-				dw3x3Row(s, ow8, tmp, r0, r1, r2, w, b, lo32, hi32)
-				copy(orow, tmp)
-			}
+		// Rows but the last may write up to ow8 outputs: the excess lands in
+		// the next row of this channel, which is computed afterwards.
+		rows := p.OutH
+		if ow8 != p.OutW {
+			rows--
+		}
+		dw3x3(s, rows, ow8, o, p.OutW, plane, pw, w, b, lo32, hi32)
+		if rows < p.OutH {
+			dw3x3(s, 1, ow8, tmp, ow8, plane[rows*s*pw:], pw, w, b, lo32, hi32)
+			copy(o[rows*p.OutW:], tmp[:p.OutW])
 		}
 		if !clampOnly {
 			c.act.Apply(o)

@@ -20,10 +20,11 @@ var (
 	dot4 = dot4Go
 	// axpy computes y[:n] += alpha*x[:n].
 	axpy = axpyGo
-	// dw3x3Row computes one output row of a 3×3 depthwise convolution with
-	// stride s (1 or 2) from three zero-padded input rows; nil when there is
-	// no specialised kernel. n must be a multiple of 8.
-	dw3x3Row func(s, n int, out, r0, r1, r2, w []float32, bias, lo, hi float32)
+	// dw3x3 computes rows output rows (stride ldo) of a 3×3 depthwise
+	// convolution with stride s (1 or 2) from zero-padded input rows (stride
+	// ldi): out[y*ldo+x] = clamp(bias + Σ w[3ky+kx]·in[(s·y+ky)*ldi + s·x+kx],
+	// lo, hi) for x < n, a multiple of 8. nil when there is no such kernel.
+	dw3x3 func(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w []float32, bias, lo, hi float32)
 	// peakFMA runs n iterations of 96 independent multiply-adds.
 	peakFMA  = peakFMAGo
 	kernName = "go"

@@ -11,7 +11,7 @@ func init() {
 	microKernel = microKernelAVX2
 	dot4 = dot4AVX2
 	axpy = axpyAVX2
-	dw3x3Row = dw3x3RowAVX2
+	dw3x3 = dw3x3AVX2
 	peakFMA = peakFMAAVX2
 	kernName = "avx2-fma"
 }
@@ -38,18 +38,18 @@ func axpyAVX2(n int, alpha float32, x, y []float32) {
 	saxpyAVX2(n, alpha, &x[0], &y[0])
 }
 
-func dw3x3RowAVX2(s, n int, out, r0, r1, r2, w []float32, bias, lo, hi float32) {
-	if n == 0 {
+func dw3x3AVX2(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w []float32, bias, lo, hi float32) {
+	if rows <= 0 || n <= 0 {
 		return
 	}
 	need := n + 2
 	if s == 2 {
 		need = 2*n + 2
 	}
-	_, _, _, _, _ = out[n-1], r0[need-1], r1[need-1], r2[need-1], w[8]
+	_, _, _ = out[(rows-1)*ldo+n-1], in[((rows-1)*s+2)*ldi+need-1], w[8]
 	if s == 1 {
-		dw3x3s1AVX2(n, &out[0], &r0[0], &r1[0], &r2[0], &w[0], bias, lo, hi)
+		dw3x3s1AVX2(rows, n, &out[0], ldo, &in[0], ldi, &w[0], bias, lo, hi)
 	} else {
-		dw3x3s2AVX2(n, &out[0], &r0[0], &r1[0], &r2[0], &w[0], bias, lo, hi)
+		dw3x3s2AVX2(rows, n, &out[0], ldo, &in[0], ldi, &w[0], bias, lo, hi)
 	}
 }

@@ -18,10 +18,10 @@ func sdot4AVX2(n int, x *float32, w *float32, ldw int, out *float32)
 // saxpyAVX2 computes y[i] += alpha*x[i] for i < n.
 func saxpyAVX2(n int, alpha float32, x *float32, y *float32)
 
-// dw3x3s1AVX2 computes out[x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*r_ky[x+kx], lo, hi)
-// for x < n; n must be a multiple of 8.
-func dw3x3s1AVX2(n int, out *float32, r0 *float32, r1 *float32, r2 *float32, w *float32, bias float32, lo float32, hi float32)
+// dw3x3s1AVX2 computes rows output rows of n outputs (a multiple of 8):
+// out[y*ldo+x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*in[(1y+ky)*ldi + 1x+kx], lo, hi).
+func dw3x3s1AVX2(rows int, n int, out *float32, ldo int, in *float32, ldi int, w *float32, bias float32, lo float32, hi float32)
 
-// dw3x3s2AVX2 computes out[x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*r_ky[2x+kx], lo, hi)
-// for x < n; n must be a multiple of 8. Rows are read up to index 2n+9.
-func dw3x3s2AVX2(n int, out *float32, r0 *float32, r1 *float32, r2 *float32, w *float32, bias float32, lo float32, hi float32)
+// dw3x3s2AVX2 computes rows output rows of n outputs (a multiple of 8):
+// out[y*ldo+x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*in[(2y+ky)*ldi + 2x+kx], lo, hi).
+func dw3x3s2AVX2(rows int, n int, out *float32, ldo int, in *float32, ldi int, w *float32, bias float32, lo float32, hi float32)

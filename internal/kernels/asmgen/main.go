@@ -289,12 +289,7 @@ func saxpy() {
 
 // dwSetup loads the common depthwise arguments: 9 broadcast weights, bias and
 // the clamp bounds.
-func dwSetup() (n, out reg.Register, rows [3]reg.Register, w [9]reg.VecVirtual, bias, lo, hi reg.VecVirtual) {
-	n = Load(Param("n"), GP64())
-	out = Load(Param("out"), GP64())
-	for r := 0; r < 3; r++ {
-		rows[r] = Load(Param(fmt.Sprintf("r%d", r)), GP64())
-	}
+func dwSetup() (w [9]reg.VecVirtual, bias, lo, hi reg.VecVirtual) {
 	pw := Load(Param("w"), GP64())
 	for i := range w {
 		w[i] = YMM()
@@ -311,89 +306,129 @@ func dwSetup() (n, out reg.Register, rows [3]reg.Register, w [9]reg.VecVirtual, 
 	return
 }
 
-// dw3x3s1 generates one output row of a 3x3 stride-1 depthwise convolution
-// from three zero-padded input rows.
-func dw3x3s1() {
-	TEXT("dw3x3s1AVX2", NOSPLIT, "func(n int, out, r0, r1, r2, w *float32, bias, lo, hi float32)")
-	Doc("dw3x3s1AVX2 computes out[x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*r_ky[x+kx], lo, hi)",
-		"for x < n; n must be a multiple of 8.")
-	n, out, rows, w, bias, lo, hi := dwSetup()
-	a0, a1 := YMM(), YMM()
-	Label("s1_loop16")
-	CMPQ(n, Imm(16))
-	JL(LabelRef("s1_loop8"))
-	VMOVAPS(bias, a0)
-	VMOVAPS(bias, a1)
-	for ky := 0; ky < 3; ky++ {
-		for kx := 0; kx < 3; kx++ {
-			VFMADD231PS(Mem{Base: rows[ky], Disp: 4 * kx}, w[3*ky+kx], a0)
-			VFMADD231PS(Mem{Base: rows[ky], Disp: 4*kx + 32}, w[3*ky+kx], a1)
-		}
+// dwRows generates the loop over output rows shared by the depthwise
+// kernels: for each of the rows output rows it sets up pointers to the three
+// input rows (stride s input rows apart) and calls body, which processes n
+// outputs advancing the pointers itself.
+func dwRows(name string, s int, body func(n, out reg.Register, rows [3]reg.Register), setup func()) {
+	TEXT(name, NOSPLIT, "func(rows, n int, out *float32, ldo int, in *float32, ldi int, w *float32, bias, lo, hi float32)")
+	Doc(fmt.Sprintf("%s computes rows output rows of n outputs (a multiple of 8):", name),
+		fmt.Sprintf("out[y*ldo+x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*in[(%dy+ky)*ldi + %dx+kx], lo, hi).", s, s))
+	setup()
+	nrows := Load(Param("rows"), GP64())
+	outBase := Load(Param("out"), GP64())
+	ldo := Load(Param("ldo"), GP64())
+	SHLQ(Imm(2), ldo)
+	inBase := Load(Param("in"), GP64())
+	ldi := Load(Param("ldi"), GP64())
+	SHLQ(Imm(2), ldi)
+	step := GP64() // input advance per output row: s rows
+	MOVQ(ldi, step)
+	if s == 2 {
+		SHLQ(Imm(1), step)
 	}
-	VMAXPS(lo, a0, a0)
-	VMAXPS(lo, a1, a1)
-	VMINPS(hi, a0, a0)
-	VMINPS(hi, a1, a1)
-	VMOVUPS(a0, Mem{Base: out})
-	VMOVUPS(a1, Mem{Base: out, Disp: 32})
-	for r := 0; r < 3; r++ {
-		ADDQ(Imm(64), rows[r])
+	n, out := GP64(), GP64()
+	var rows [3]reg.Register
+	for i := range rows {
+		rows[i] = GP64()
 	}
-	ADDQ(Imm(64), out)
-	SUBQ(Imm(16), n)
-	JMP(LabelRef("s1_loop16"))
-	Label("s1_loop8")
-	CMPQ(n, Imm(8))
-	JL(LabelRef("s1_done"))
-	VMOVAPS(bias, a0)
-	for ky := 0; ky < 3; ky++ {
-		for kx := 0; kx < 3; kx++ {
-			VFMADD231PS(Mem{Base: rows[ky], Disp: 4 * kx}, w[3*ky+kx], a0)
-		}
-	}
-	VMAXPS(lo, a0, a0)
-	VMINPS(hi, a0, a0)
-	VMOVUPS(a0, Mem{Base: out})
-	Label("s1_done")
+	Label(name + "_row")
+	TESTQ(nrows, nrows)
+	JE(LabelRef(name + "_done"))
+	Load(Param("n"), n)
+	MOVQ(outBase, out)
+	MOVQ(inBase, rows[0])
+	LEAQ(Mem{Base: inBase, Index: ldi, Scale: 1}, rows[1])
+	LEAQ(Mem{Base: rows[1], Index: ldi, Scale: 1}, rows[2])
+	body(n, out, rows)
+	ADDQ(ldo, outBase)
+	ADDQ(step, inBase)
+	DECQ(nrows)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
 
-// dw3x3s2 generates one output row of a 3x3 stride-2 depthwise convolution.
-// Even and odd input columns are separated with VSHUFPS, which leaves the 8
-// outputs in the lane order 0,1,4,5,2,3,6,7; one VPERMPD restores it.
+// dw3x3s1 generates a 3x3 stride-1 depthwise convolution over zero-padded
+// input rows.
+func dw3x3s1() {
+	var w [9]reg.VecVirtual
+	var bias, lo, hi reg.VecVirtual
+	dwRows("dw3x3s1AVX2", 1, func(n, out reg.Register, rows [3]reg.Register) {
+		a0, a1 := YMM(), YMM()
+		Label("s1_loop16")
+		CMPQ(n, Imm(16))
+		JL(LabelRef("s1_loop8"))
+		VMOVAPS(bias, a0)
+		VMOVAPS(bias, a1)
+		for ky := 0; ky < 3; ky++ {
+			for kx := 0; kx < 3; kx++ {
+				VFMADD231PS(Mem{Base: rows[ky], Disp: 4 * kx}, w[3*ky+kx], a0)
+				VFMADD231PS(Mem{Base: rows[ky], Disp: 4*kx + 32}, w[3*ky+kx], a1)
+			}
+		}
+		VMAXPS(lo, a0, a0)
+		VMAXPS(lo, a1, a1)
+		VMINPS(hi, a0, a0)
+		VMINPS(hi, a1, a1)
+		VMOVUPS(a0, Mem{Base: out})
+		VMOVUPS(a1, Mem{Base: out, Disp: 32})
+		for r := 0; r < 3; r++ {
+			ADDQ(Imm(64), rows[r])
+		}
+		ADDQ(Imm(64), out)
+		SUBQ(Imm(16), n)
+		JMP(LabelRef("s1_loop16"))
+		Label("s1_loop8")
+		CMPQ(n, Imm(8))
+		JL(LabelRef("s1_next"))
+		VMOVAPS(bias, a0)
+		for ky := 0; ky < 3; ky++ {
+			for kx := 0; kx < 3; kx++ {
+				VFMADD231PS(Mem{Base: rows[ky], Disp: 4 * kx}, w[3*ky+kx], a0)
+			}
+		}
+		VMAXPS(lo, a0, a0)
+		VMINPS(hi, a0, a0)
+		VMOVUPS(a0, Mem{Base: out})
+		Label("s1_next")
+	}, func() { w, bias, lo, hi = dwSetup() })
+}
+
+// dw3x3s2 generates a 3x3 stride-2 depthwise convolution. Even and odd input
+// columns are separated with VSHUFPS, which leaves the 8 outputs in the lane
+// order 0,1,4,5,2,3,6,7; one VPERMPD restores it.
 func dw3x3s2() {
-	TEXT("dw3x3s2AVX2", NOSPLIT, "func(n int, out, r0, r1, r2, w *float32, bias, lo, hi float32)")
-	Doc("dw3x3s2AVX2 computes out[x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*r_ky[2x+kx], lo, hi)",
-		"for x < n; n must be a multiple of 8. Rows are read up to index 2n+9.")
-	n, out, rows, w, bias, lo, hi := dwSetup()
-	acc, a, t := YMM(), YMM(), YMM()
-	Label("s2_loop")
-	CMPQ(n, Imm(8))
-	JL(LabelRef("s2_done"))
-	VMOVAPS(bias, acc)
-	for ky := 0; ky < 3; ky++ {
-		r := rows[ky]
-		VMOVUPS(Mem{Base: r}, a)
-		VSHUFPS(Imm(0x88), Mem{Base: r, Disp: 32}, a, t)
-		VFMADD231PS(t, w[3*ky], acc)
-		VSHUFPS(Imm(0xDD), Mem{Base: r, Disp: 32}, a, t)
-		VFMADD231PS(t, w[3*ky+1], acc)
-		VMOVUPS(Mem{Base: r, Disp: 8}, a)
-		VSHUFPS(Imm(0x88), Mem{Base: r, Disp: 40}, a, t)
-		VFMADD231PS(t, w[3*ky+2], acc)
-	}
-	VMAXPS(lo, acc, acc)
-	VMINPS(hi, acc, acc)
-	VPERMPD(Imm(0xD8), acc, acc)
-	VMOVUPS(acc, Mem{Base: out})
-	for r := 0; r < 3; r++ {
-		ADDQ(Imm(64), rows[r])
-	}
-	ADDQ(Imm(32), out)
-	SUBQ(Imm(8), n)
-	JMP(LabelRef("s2_loop"))
-	Label("s2_done")
-	VZEROUPPER()
-	RET()
+	var w [9]reg.VecVirtual
+	var bias, lo, hi reg.VecVirtual
+	dwRows("dw3x3s2AVX2", 2, func(n, out reg.Register, rows [3]reg.Register) {
+		acc, a, t := YMM(), YMM(), YMM()
+		Label("s2_loop")
+		CMPQ(n, Imm(8))
+		JL(LabelRef("s2_next"))
+		VMOVAPS(bias, acc)
+		for ky := 0; ky < 3; ky++ {
+			r := rows[ky]
+			VMOVUPS(Mem{Base: r}, a)
+			VSHUFPS(Imm(0x88), Mem{Base: r, Disp: 32}, a, t)
+			VFMADD231PS(t, w[3*ky], acc)
+			VSHUFPS(Imm(0xDD), Mem{Base: r, Disp: 32}, a, t)
+			VFMADD231PS(t, w[3*ky+1], acc)
+			VMOVUPS(Mem{Base: r, Disp: 8}, a)
+			VSHUFPS(Imm(0x88), Mem{Base: r, Disp: 40}, a, t)
+			VFMADD231PS(t, w[3*ky+2], acc)
+		}
+		VMAXPS(lo, acc, acc)
+		VMINPS(hi, acc, acc)
+		VPERMPD(Imm(0xD8), acc, acc)
+		VMOVUPS(acc, Mem{Base: out})
+		for r := 0; r < 3; r++ {
+			ADDQ(Imm(64), rows[r])
+		}
+		ADDQ(Imm(32), out)
+		SUBQ(Imm(8), n)
+		JMP(LabelRef("s2_loop"))
+		Label("s2_next")
+	}, func() { w, bias, lo, hi = dwSetup() })
 }
