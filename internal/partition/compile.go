@@ -89,9 +89,9 @@ func Compile(g *graph.Graph, p *plan.Plan, opt Options) (*Programs, error) {
 	return &Programs{Devices: c.progs, Inputs: g.Inputs, Outputs: g.Outputs, Transitions: c.trans}, nil
 }
 
-// regions returns each device's region of a value of the given shape in
+// Regions returns each device's region of a value of the given shape in
 // layout l (nil: none). For P every device is a holder of the full shape.
-func regions(l plan.Layout, shape tensor.Shape, n int) ([]Box, error) {
+func Regions(l plan.Layout, shape tensor.Shape, n int) ([]Box, error) {
 	out := make([]Box, n)
 	switch l.Kind {
 	case plan.R, plan.P:
@@ -130,7 +130,7 @@ func regions(l plan.Layout, shape tensor.Shape, n int) ([]Box, error) {
 // layoutPlacement is the placement of value name when each device holds
 // its region of layout l under the value's own name.
 func (c *compiler) layoutPlacement(name string, v graph.ValueInfo, l plan.Layout) (*placement, error) {
-	boxes, err := regions(l, v.Shape, c.n)
+	boxes, err := Regions(l, v.Shape, c.n)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,7 @@ func (c *compiler) prepareInput(v string, via *plan.Layout, need []Box) error {
 		if via != nil || overlapping(need) {
 			l := c.scatterLayout(v)
 			var err error
-			if boxes, err = regions(l, c.g.Values[v].Shape, c.n); err != nil {
+			if boxes, err = Regions(l, c.g.Values[v].Shape, c.n); err != nil {
 				return err
 			}
 		}
@@ -342,7 +342,7 @@ func (c *compiler) prepareInput(v string, via *plan.Layout, need []Box) error {
 	if via != nil {
 		c.trans++
 		info := c.g.Values[v]
-		boxes, err := regions(*via, info.Shape, c.n)
+		boxes, err := Regions(*via, info.Shape, c.n)
 		if err != nil {
 			return err
 		}
@@ -481,7 +481,7 @@ func (c *compiler) node(node *graph.Node, np plan.NodePlan) error {
 		return fmt.Errorf("a %d-output operator can only be replicated or placed on one device, not %v", len(node.Outputs), np.Out)
 	}
 	outInfo := c.g.Values[node.Outputs[0]]
-	outBoxes, err := regions(np.Out, outInfo.Shape, c.n)
+	outBoxes, err := Regions(np.Out, outInfo.Shape, c.n)
 	if err != nil {
 		return err
 	}
