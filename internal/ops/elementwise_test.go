@@ -247,3 +247,22 @@ func TestBatchNorm(t *testing.T) {
 	sp.SetInt("spatial", 0)
 	mustFail(t, sp, 7, "spatial", V(x), C(sc), C(b), C(m), C(v))
 }
+
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := float32(-87.3); x < 88.7; x += 0.0137 {
+		got, want := float64(expf(x)), math.Exp(float64(x))
+		if rel := math.Abs(got-want) / want; rel > worst {
+			worst = rel
+		}
+	}
+	if worst > 4e-7 {
+		t.Fatalf("expf max relative error %g", worst)
+	}
+	if !math.IsInf(float64(expf(100)), 1) || expf(-100) != 0 || expf(0) != 1 {
+		t.Fatalf("expf limits: %g %g %g", expf(100), expf(-100), expf(0))
+	}
+	if v := expf(float32(math.NaN())); v == v {
+		t.Fatalf("expf(NaN) = %g", v)
+	}
+}

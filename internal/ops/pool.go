@@ -97,6 +97,7 @@ type poolKernel struct {
 	xs, x0, x1        []int
 	inv               []float32 // AveragePool: 1/divisor per output position
 	inPlane, outPlane int
+	ixLo, ixHi        int // output columns whose window is inside the input
 }
 
 func poolPrepare(isMax bool) func(*graph.Node, int64, []Input, []graph.ValueInfo) (Kernel, error) {
@@ -109,6 +110,7 @@ func poolPrepare(isMax bool) func(*graph.Node, int64, []Input, []graph.ValueInfo
 		k.ys, k.y0, k.y1 = taps(w.outH, w.inH, w.kh, w.sh, w.dh, w.pt)
 		k.xs, k.x0, k.x1 = taps(w.outW, w.inW, w.kw, w.sw, w.dw, w.pl)
 		k.inPlane, k.outPlane = w.inH*w.inW, w.outH*w.outW
+		k.ixLo, k.ixHi = interior(k.x0, k.x1, w.kw)
 		if !isMax {
 			includePad := n.Int("count_include_pad", 0) != 0
 			// number of taps counted along one axis: inside the input, or
@@ -150,88 +152,137 @@ func (k *poolKernel) Run(p *kernels.Pool, in, out []*tensor.Tensor) error {
 	}
 	x, y := in[0].F, out[0].F
 	splitItems(p, k.planes, k.outPlane*k.w.kh*k.w.kw, func(lo, hi int) {
+		tmp := make([]float32, k.w.inW)
 		for pl := lo; pl < hi; pl++ {
 			src := x[pl*k.inPlane : (pl+1)*k.inPlane]
 			dst := y[pl*k.outPlane : (pl+1)*k.outPlane]
 			if k.isMax {
-				k.maxPlane(src, dst)
+				k.maxPlane(src, dst, tmp)
 			} else {
-				k.avgPlane(src, dst)
+				k.avgPlane(src, dst, tmp)
 			}
 		}
 	})
 	return nil
 }
 
-func (k *poolKernel) maxPlane(src, dst []float32) {
+// interior returns the range [lo, hi) of output positions whose whole
+// window lies inside the input.
+func interior(t0, t1 []int, k int) (lo, hi int) {
+	lo, hi = len(t0), len(t0)
+	for o := range t0 {
+		if t0[o] == 0 && t1[o] == k {
+			if lo == len(t0) {
+				lo = o
+			}
+			hi = o + 1
+		}
+	}
+	if lo > hi {
+		lo = hi
+	}
+	return
+}
+
+// Pooling is separable: each output row first reduces its window's input
+// rows into one row (vertical pass, contiguous and branch-free), then
+// slides the window along that row (horizontal pass). The builtin max is
+// used throughout: a compare-and-branch max mispredicts on real data.
+
+// maxPlane max-pools one plane; tmp has room for one input row.
+func (k *poolKernel) maxPlane(src, dst, tmp []float32) {
 	w := k.w
 	inW := w.inW
+	tmp = tmp[:inW]
 	ninf := float32(math.Inf(-1))
 	for oy := 0; oy < w.outH; oy++ {
 		ys, y0, y1 := k.ys[oy], k.y0[oy], k.y1[oy]
-		drow := dst[oy*w.outW : (oy+1)*w.outW]
-		// fast path: 3×3 window, no dilation, fully inside vertically
-		if w.kh == 3 && w.kw == 3 && w.dh == 1 && w.dw == 1 && y0 == 0 && y1 == 3 {
-			r0 := src[ys*inW : (ys+1)*inW]
-			r1 := src[(ys+1)*inW : (ys+2)*inW]
-			r2 := src[(ys+2)*inW : (ys+3)*inW]
-			for ox := range drow {
-				xs, x0, x1 := k.xs[ox], k.x0[ox], k.x1[ox]
-				if x0 == 0 && x1 == 3 {
-					a, b, c := r0[xs:xs+3], r1[xs:xs+3], r2[xs:xs+3]
-					m := max(a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2])
-					drow[ox] = m
-					continue
-				}
-				m := ninf
-				for t := x0; t < x1; t++ {
-					m = max(m, r0[xs+t], r1[xs+t], r2[xs+t])
-				}
-				drow[ox] = m
+		if y0 == y1 {
+			for i := range tmp {
+				tmp[i] = ninf
 			}
-			continue
+		} else {
+			copy(tmp, src[(ys+y0*w.dh)*inW:(ys+y0*w.dh+1)*inW])
+			for ty := y0 + 1; ty < y1; ty++ {
+				row := src[(ys+ty*w.dh)*inW : (ys+ty*w.dh+1)*inW][:len(tmp)]
+				for i, v := range row {
+					tmp[i] = max(tmp[i], v)
+				}
+			}
+		}
+		drow := dst[oy*w.outW : (oy+1)*w.outW]
+		lo, hi := k.ixLo, k.ixHi
+		switch {
+		case w.dw == 1 && w.kw == 3:
+			for ox := lo; ox < hi; ox++ {
+				b := k.xs[ox]
+				a := tmp[b : b+3 : b+3]
+				drow[ox] = max(a[0], a[1], a[2])
+			}
+		case w.dw == 1 && w.kw == 2:
+			for ox := lo; ox < hi; ox++ {
+				b := k.xs[ox]
+				a := tmp[b : b+2 : b+2]
+				drow[ox] = max(a[0], a[1])
+			}
+		default:
+			lo, hi = 0, 0
 		}
 		for ox := range drow {
+			if ox >= lo && ox < hi {
+				continue
+			}
 			xs, x0, x1 := k.xs[ox], k.x0[ox], k.x1[ox]
 			m := ninf
-			for ty := y0; ty < y1; ty++ {
-				row := src[(ys+ty*w.dh)*inW:]
-				if w.dw == 1 {
-					for _, v := range row[xs+x0 : xs+x1] {
-						m = max(m, v)
-					}
-				} else {
-					for tx := x0; tx < x1; tx++ {
-						m = max(m, row[xs+tx*w.dw])
-					}
-				}
+			for tx := x0; tx < x1; tx++ {
+				m = max(m, tmp[xs+tx*w.dw])
 			}
 			drow[ox] = m
 		}
 	}
 }
 
-func (k *poolKernel) avgPlane(src, dst []float32) {
+// avgPlane average-pools one plane; tmp has room for one input row.
+func (k *poolKernel) avgPlane(src, dst, tmp []float32) {
 	w := k.w
 	inW := w.inW
+	tmp = tmp[:inW]
 	for oy := 0; oy < w.outH; oy++ {
 		ys, y0, y1 := k.ys[oy], k.y0[oy], k.y1[oy]
+		clear(tmp)
+		for ty := y0; ty < y1; ty++ {
+			row := src[(ys+ty*w.dh)*inW : (ys+ty*w.dh+1)*inW][:len(tmp)]
+			for i, v := range row {
+				tmp[i] += v
+			}
+		}
 		drow := dst[oy*w.outW : (oy+1)*w.outW]
-		inv := k.inv[oy*w.outW : (oy+1)*w.outW]
+		inv := k.inv[oy*w.outW : (oy+1)*w.outW][:len(drow)]
+		lo, hi := k.ixLo, k.ixHi
+		switch {
+		case w.dw == 1 && w.kw == 3:
+			for ox := lo; ox < hi; ox++ {
+				b := k.xs[ox]
+				a := tmp[b : b+3 : b+3]
+				drow[ox] = (a[0] + a[1] + a[2]) * inv[ox]
+			}
+		case w.dw == 1 && w.kw == 2:
+			for ox := lo; ox < hi; ox++ {
+				b := k.xs[ox]
+				a := tmp[b : b+2 : b+2]
+				drow[ox] = (a[0] + a[1]) * inv[ox]
+			}
+		default:
+			lo, hi = 0, 0
+		}
 		for ox := range drow {
+			if ox >= lo && ox < hi {
+				continue
+			}
 			xs, x0, x1 := k.xs[ox], k.x0[ox], k.x1[ox]
 			var s float32
-			for ty := y0; ty < y1; ty++ {
-				row := src[(ys+ty*w.dh)*inW:]
-				if w.dw == 1 {
-					for _, v := range row[xs+x0 : xs+x1] {
-						s += v
-					}
-				} else {
-					for tx := x0; tx < x1; tx++ {
-						s += row[xs+tx*w.dw]
-					}
-				}
+			for tx := x0; tx < x1; tx++ {
+				s += tmp[xs+tx*w.dw]
 			}
 			drow[ox] = s * inv[ox]
 		}

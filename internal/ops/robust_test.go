@@ -7,8 +7,8 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/tensor"
