@@ -5,6 +5,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -272,3 +273,25 @@ func (b Bandwidth) String() string { return fmt.Sprintf("%gMbps", float64(b)*8/1
 
 // Mbps is the rate in Mbit/s.
 func (b Bandwidth) Mbps() float64 { return float64(b) * 8 / 1e6 }
+
+// MarshalJSON writes the rate like "100Mbps".
+func (b Bandwidth) MarshalJSON() ([]byte, error) { return json.Marshal(b.String()) }
+
+// UnmarshalJSON accepts a string with a unit or a number of bytes per second.
+func (b *Bandwidth) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		var v float64
+		if err := json.Unmarshal(data, &v); err != nil {
+			return fmt.Errorf("bandwidth: want a string like \"100Mbps\" or a number of bytes/s")
+		}
+		*b = Bandwidth(v)
+		return nil
+	}
+	v, err := ParseBandwidth(s)
+	if err != nil {
+		return err
+	}
+	*b = Bandwidth(v)
+	return nil
+}

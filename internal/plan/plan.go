@@ -190,3 +190,23 @@ func Load(path string) (*Plan, error) {
 	}
 	return &p, nil
 }
+
+// MarshalJSON writes the device only for S layouts and the splits only for
+// C and H layouts.
+func (l Layout) MarshalJSON() ([]byte, error) {
+	switch l.Kind {
+	case S:
+		return json.Marshal(struct {
+			Kind   Kind `json:"kind"`
+			Device int  `json:"device"`
+		}{l.Kind, l.Device})
+	case C, H:
+		return json.Marshal(struct {
+			Kind   Kind  `json:"kind"`
+			Splits []int `json:"splits"`
+		}{l.Kind, l.Splits})
+	}
+	return json.Marshal(struct {
+		Kind Kind `json:"kind"`
+	}{l.Kind})
+}
