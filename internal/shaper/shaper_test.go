@@ -1,0 +1,225 @@
+package shaper
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// pipeTCP returns both ends of a loopback TCP connection.
+func pipeTCP(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { c, err := ln.Accept(); ch <- res{c, err} }()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { a.Close(); r.c.Close() })
+	return a, r.c
+}
+
+// goodput writes through w for about d in chunks of size chunk and returns
+// the rate at which the reader received the bytes, in bytes per second.
+func goodput(t testing.TB, w io.WriteCloser, r io.Reader, d time.Duration, chunk int) float64 {
+	t.Helper()
+	type res struct {
+		n   int64
+		dur time.Duration
+	}
+	ch := make(chan res, 1)
+	go func() {
+		buf := make([]byte, 256<<10)
+		var n int64
+		var start time.Time
+		for {
+			k, err := r.Read(buf)
+			if k > 0 && start.IsZero() {
+				start = time.Now()
+			}
+			n += int64(k)
+			if err != nil {
+				ch <- res{n, time.Since(start)}
+				return
+			}
+		}
+	}()
+	buf := make([]byte, chunk)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if _, err := w.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cw, ok := w.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		w.Close()
+	}
+	rr := <-ch
+	return float64(rr.n) / rr.dur.Seconds()
+}
+
+func TestGoodput(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mbps  float64
+		chunk int
+	}{
+		{"50Mbps/64KiB", 50, 64 << 10},
+		{"100Mbps/64KiB", 100, 64 << 10},
+		{"100Mbps/1MiB", 100, 1 << 20},
+		{"50Mbps/1400B", 50, 1400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := pipeTCP(t)
+			rate := tc.mbps * 1e6 / 8
+			got := goodput(t, Wrap(a, rate), b, 700*time.Millisecond, tc.chunk)
+			ratio := got / rate
+			t.Logf("rate %.0f Mbit/s, goodput %.1f Mbit/s (%.1f %%)", tc.mbps, got*8/1e6, 100*ratio)
+			// Generous band: the machine may be busy; the bucket itself is
+			// exact over the long run.
+			if ratio < 0.75 || ratio > 1.10 {
+				t.Errorf("goodput %.1f %% of the rate, want 90–105 %%", 100*ratio)
+			}
+		})
+	}
+}
+
+func TestReadShaping(t *testing.T) {
+	a, b := pipeTCP(t)
+	rate := 50e6 / 8
+	got := goodput(t, a, New(b, Options{ReadRate: rate}), 600*time.Millisecond, 64<<10)
+	ratio := got / rate
+	t.Logf("read-shaped goodput %.1f Mbit/s (%.1f %%)", got*8/1e6, 100*ratio)
+	if ratio < 0.75 || ratio > 1.15 {
+		t.Errorf("goodput %.1f %% of the rate", 100*ratio)
+	}
+}
+
+func TestSharedLimiter(t *testing.T) {
+	rate := 80e6 / 8
+	l := NewLimiter(rate, 0)
+	a1, b1 := pipeTCP(t)
+	a2, b2 := pipeTCP(t)
+	done := make(chan float64, 2)
+	for _, p := range [][2]net.Conn{{a1, b1}, {a2, b2}} {
+		go func() {
+			done <- goodput(t, New(p[0], Options{WriteLimiter: l}), p[1], 600*time.Millisecond, 32<<10)
+		}()
+	}
+	sum := <-done + <-done
+	t.Logf("two connections on one limiter: %.1f Mbit/s together", sum*8/1e6)
+	if r := sum / rate; r < 0.7 || r > 1.15 {
+		t.Errorf("combined goodput %.1f %% of the shared rate", 100*r)
+	}
+}
+
+func TestLatency(t *testing.T) {
+	a, b := pipeTCP(t)
+	lat := 30 * time.Millisecond
+	s := WrapLatency(a, 100e6/8, lat)
+	defer s.Close()
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		if _, err := s.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if w := time.Since(start); w > lat/2 {
+			t.Errorf("write blocked %v; it should return once queued", w)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(b, buf); err != nil {
+			t.Fatal(err)
+		}
+		got := time.Since(start)
+		t.Logf("one-way delay %v (latency %v)", got, lat)
+		if got < lat {
+			t.Errorf("message arrived after %v, before the %v latency", got, lat)
+		}
+		if got > lat+500*time.Millisecond {
+			t.Errorf("message arrived after %v, far beyond the %v latency", got, lat)
+		}
+	}
+}
+
+// TestLatencyStream checks that latency does not turn a stream into
+// stop-and-wait: many writes in flight still move at the rate, and the bytes
+// arrive intact and in order.
+func TestLatencyStream(t *testing.T) {
+	a, b := pipeTCP(t)
+	rate := 50e6 / 8
+	s := WrapLatency(a, rate, 20*time.Millisecond)
+	want := make([]byte, 3<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() { d, _ := io.ReadAll(b); got <- d }()
+	start := time.Now()
+	for off := 0; off < len(want); off += 10000 {
+		if _, err := s.Write(want[off:min(off+10000, len(want))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.(*Conn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	d := <-got
+	el := time.Since(start)
+	if !bytes.Equal(d, want) {
+		t.Fatalf("received %d bytes, not the %d written (or reordered)", len(d), len(want))
+	}
+	ideal := time.Duration(float64(len(want))/rate*float64(time.Second)) + 20*time.Millisecond
+	t.Logf("3 MiB at 50 Mbit/s with 20 ms latency: %v (ideal %v)", el, ideal)
+	if el < ideal*85/100 || el > ideal*2 {
+		t.Errorf("took %v, want about %v", el, ideal)
+	}
+}
+
+func TestUnlimited(t *testing.T) {
+	a, b := pipeTCP(t)
+	c := New(a, Options{})
+	go func() { c.Write([]byte("hello")); c.Close() }()
+	d, err := io.ReadAll(b)
+	if err != nil || string(d) != "hello" {
+		t.Fatalf("got %q, %v", d, err)
+	}
+}
+
+func BenchmarkGoodput100Mbps(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		x, y := pipeTCP(b)
+		rate := 100e6 / 8
+		got := goodput(b, Wrap(x, rate), y, time.Second, 64<<10)
+		b.ReportMetric(got*8/1e6, "Mbit/s")
+		b.ReportMetric(100*got/rate, "%rate")
+	}
+}
+
+func BenchmarkGoodput50Mbps(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		x, y := pipeTCP(b)
+		rate := 50e6 / 8
+		got := goodput(b, Wrap(x, rate), y, time.Second, 64<<10)
+		b.ReportMetric(got*8/1e6, "Mbit/s")
+		b.ReportMetric(100*got/rate, "%rate")
+	}
+}
