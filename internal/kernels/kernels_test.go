@@ -118,7 +118,8 @@ func TestSgemmBetaZeroIgnoresC(t *testing.T) {
 
 func TestSgemmPacked(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, tc := range gemmCases(r)[:120] {
+	cs := gemmCases(r)
+	for _, tc := range append(cs[:100], cs[300:]...) {
 		a, lda, b, ldb, c0, ldc := tc.operands(r)
 		want := append([]float32(nil), c0...)
 		refSgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
@@ -167,6 +168,10 @@ func convCases(r *rand.Rand) []ConvParams {
 		mk(7, 1, 1, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),      // 1x1 on 1x1 image
 		mk(3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 0, 2, 3, 0, 3),      // depthwise asym pads
 		mk(5, 9, 17, 5, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 5),     // depthwise s2 TF-style pads
+		mk(8, 37, 37, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),    // depthwise s1, 16-wide loop and tail
+		mk(4, 40, 33, 8, 3, 3, 2, 2, 1, 1, 1, 0, 0, 2, 4),    // depthwise s2, multiplier, asym pads
+		mk(6, 64, 64, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 6),    // depthwise s2, width multiple of 8
+		mk(3, 1, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3),     // depthwise, single input row
 	}
 	for i := 0; i < 60; i++ {
 		g := 1 + r.IntN(3)
