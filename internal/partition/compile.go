@@ -32,6 +32,37 @@ type compiler struct {
 	uniq    int
 	cur     string // model node being compiled (recorded on its steps)
 	opt     Options
+	// batch, when non-nil, collects the steps of one phase per device
+	// (sends, other transfers, computes) so that every device issues its
+	// sends before it waits for anything (see beginBatch).
+	batch *batch
+}
+
+// batch holds the steps of one compile phase per device, in three groups.
+type batch struct{ sends, rest, computes [][]Step }
+
+// beginBatch starts collecting steps: until flushBatch, each device's sends
+// are placed before its other transfer steps, and those before its compute
+// steps. Without this, a device would send its part to a peer only after
+// receiving and computing its own, and the devices of one operator would
+// run one after another instead of in parallel.
+func (c *compiler) beginBatch() {
+	if c.batch != nil {
+		panic("partition: nested compile batch")
+	}
+	c.batch = &batch{sends: make([][]Step, c.n), rest: make([][]Step, c.n), computes: make([][]Step, c.n)}
+}
+
+// flushBatch appends the collected steps to the programs.
+func (c *compiler) flushBatch() {
+	b := c.batch
+	c.batch = nil
+	for d := 0; d < c.n; d++ {
+		p := c.progs[d]
+		p.Steps = append(p.Steps, b.sends[d]...)
+		p.Steps = append(p.Steps, b.rest[d]...)
+		p.Steps = append(p.Steps, b.computes[d]...)
+	}
 }
 
 // Options configure Compile.
@@ -157,6 +188,17 @@ func (c *compiler) emit(d int, s Step) {
 	if s.Orig == "" {
 		s.Orig = c.cur
 	}
+	if b := c.batch; b != nil {
+		switch s.Kind {
+		case Send:
+			b.sends[d] = append(b.sends[d], s)
+		case Compute:
+			b.computes[d] = append(b.computes[d], s)
+		default:
+			b.rest[d] = append(b.rest[d], s)
+		}
+		return
+	}
 	c.progs[d].Steps = append(c.progs[d].Steps, s)
 }
 
@@ -254,6 +296,8 @@ func (c *compiler) reduce(v string, boxes []Box) error {
 	}
 	c.trans++
 	np := &placement{name: make([]string, c.n), box: boxes, owner: make([]Box, c.n)}
+	c.beginBatch()
+	defer c.flushBatch()
 	for d, need := range boxes {
 		if need == nil || need.Empty() {
 			continue
@@ -348,6 +392,8 @@ func (c *compiler) prepareInput(v string, via *plan.Layout, need []Box) error {
 		}
 		np := &placement{name: make([]string, c.n), box: boxes, owner: make([]Box, c.n)}
 		first := true
+		c.beginBatch()
+		defer c.flushBatch()
 		for d, b := range boxes {
 			if b == nil {
 				continue
@@ -520,6 +566,8 @@ func (c *compiler) node(node *graph.Node, np plan.NodePlan) error {
 	outPl := &placement{name: make([]string, c.n), box: outBoxes, owner: make([]Box, c.n)}
 	extra := make([]*placement, len(node.Outputs))
 	firstOwner := true
+	c.beginBatch()
+	defer c.flushBatch()
 	for d, ob := range outBoxes {
 		if ob == nil {
 			continue
@@ -689,6 +737,8 @@ func (c *compiler) icNode(node *graph.Node, np plan.NodePlan) error {
 			}
 		}
 		first := true
+		c.beginBatch()
+		defer c.flushBatch()
 		for d := 0; d < c.n; d++ {
 			if need[d] == nil {
 				continue
@@ -783,6 +833,8 @@ func (c *compiler) icNode(node *graph.Node, np plan.NodePlan) error {
 				}
 			}
 		}
+		c.beginBatch()
+		defer c.flushBatch()
 		for d := 0; d < c.n; d++ {
 			if src.name[d] == "" {
 				continue
