@@ -412,3 +412,44 @@ func TestNumerics(t *testing.T) {
 		})
 	}
 }
+
+// TestExportOptimized exports graphs after the engine's passes: with fusion
+// disabled the folded graph (with inferred value types) exports and reloads
+// unchanged; with fusion the IR-only attributes make Encode fail, naming the
+// node.
+func TestExportOptimized(t *testing.T) {
+	g := mustBuild(t, "tiny-resnet")
+	s, err := engine.New(g, engine.Options{Threads: 1, NoFuse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := s.Graph()
+	s.Close()
+	b, err := onnx.Encode(opt)
+	if err != nil {
+		t.Fatalf("exporting the unfused optimized graph: %v", err)
+	}
+	back, err := onnx.Decode(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := onnx.CompareGraphs(opt, back); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = engine.New(g, engine.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fused := false
+	for _, n := range s.Graph().Nodes {
+		fused = fused || n.Has(graph.FusedActivation)
+	}
+	if !fused {
+		t.Skip("the engine fused nothing; nothing to reject")
+	}
+	if _, err := onnx.Encode(s.Graph()); err == nil || !strings.Contains(err.Error(), graph.FusedActivation) {
+		t.Fatalf("exporting a fused graph: err = %v, want a fused-attribute error", err)
+	}
+}
