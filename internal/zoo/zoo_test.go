@@ -3,6 +3,7 @@ package zoo
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -362,6 +363,9 @@ func run(t *testing.T, g *graph.Graph, in *tensor.Tensor) *tensor.Tensor {
 func TestNumerics(t *testing.T) {
 	ortErr := ortref.Available()
 	if ortErr != nil {
+		if os.Getenv("IOP_REQUIRE_ORT") == "1" {
+			t.Fatalf("ONNX Runtime required (IOP_REQUIRE_ORT=1) but unavailable: %v", ortErr)
+		}
 		t.Logf("ONNX Runtime comparison skipped: %v", ortErr)
 	}
 	for _, m := range testModels(slowToRun) {
