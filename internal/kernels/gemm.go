@@ -64,12 +64,18 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 type PackedA struct {
 	m, k int
 	data []float32
+	// The original operand, for the matrix-vector path (n == 1).
+	src   []float32
+	trans bool
+	ld    int
 }
 
 // PackA packs op(A) (m×k; A is stored k×m when transA) for SgemmPacked.
+// The packed copy keeps a reference to a, which must not change afterwards:
+// products with a single column (n == 1) read it directly.
 func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
 	mp := ceilDiv(m, mr)
-	pa := &PackedA{m: m, k: k, data: make([]float32, mp*mr*k)}
+	pa := &PackedA{m: m, k: k, data: make([]float32, mp*mr*k), src: a, trans: transA, ld: lda}
 	packA(pa.data, transA, m, k, a, lda, 0, mp)
 	return pa
 }
@@ -91,6 +97,10 @@ func SgemmPacked(p *Pool, a *PackedA, transB bool, n int, alpha float32, b []flo
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
+	if n == 1 {
+		gemv(p, a.trans, transB, m, n, k, alpha, a.src, a.ld, b, ldb, beta, c, ldc)
+		return
+	}
 	j := gemmJob{m: m, n: n, k: k, alpha: alpha, beta: beta, pa: a.data,
 		bsrc: &matB{trans: transB, b: b, ldb: ldb}, c: c, ldc: ldc}
 	j.run(p)
@@ -102,12 +112,19 @@ func SgemmPacked(p *Pool, a *PackedA, transB bool, n int, alpha float32, b []flo
 type PackedB struct {
 	k, n int
 	data []float32
+	// The original operand, for the matrix-vector path (m == 1).
+	src   []float32
+	trans bool
+	ld    int
 }
 
 // PackB packs op(B) (k×n; B is stored n×k when transB) for SgemmPackedB.
+// The packed copy keeps a reference to b, which must not change afterwards:
+// products with a single row (m == 1, e.g. a batch-1 fully connected layer)
+// read it directly, which is the fastest way for such memory-bound products.
 func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
 	np := ceilDiv(n, nr)
-	pb := &PackedB{k: k, n: n, data: make([]float32, np*nr*k)}
+	pb := &PackedB{k: k, n: n, data: make([]float32, np*nr*k), src: b, trans: transB, ld: ldb}
 	src := matB{trans: transB, b: b, ldb: ldb}
 	for jp := 0; jp < np; jp++ {
 		src.pack(pb.data[jp*nr*k:(jp+1)*nr*k], 0, k, jp*nr, min(nr, n-jp*nr))
@@ -130,6 +147,10 @@ func SgemmPackedB(p *Pool, transA bool, m int, alpha float32, a []float32, lda i
 	}
 	if k <= 0 || alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	if m == 1 {
+		gemv(p, transA, b.trans, m, n, k, alpha, a, lda, b.src, b.ld, beta, c, ldc)
 		return
 	}
 	mp := ceilDiv(m, mr)
