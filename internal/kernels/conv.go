@@ -316,16 +316,17 @@ func (c *Conv) depthwise3x3(in, out []float32, lo, hi int) {
 		}
 		w := c.weight[oc*9 : oc*9+9]
 		o := out[oc*ohw : (oc+1)*ohw]
-		// Rows but the last may write up to ow8 outputs: the excess lands in
-		// the next row of this channel, which is computed afterwards.
-		rows := p.OutH
-		if ow8 != p.OutW {
-			rows--
+		// Each row writes ow8 outputs: the excess lands in the following
+		// rows of this channel, which are computed afterwards. Rows whose
+		// excess would pass the end of the channel go through tmp.
+		rows := 0
+		if ohw >= ow8 {
+			rows = min(p.OutH, (ohw-ow8)/p.OutW+1)
 		}
 		dw3x3(s, rows, ow8, o, p.OutW, plane, pw, w, b, lo32, hi32)
-		if rows < p.OutH {
-			dw3x3(s, 1, ow8, tmp, ow8, plane[rows*s*pw:], pw, w, b, lo32, hi32)
-			copy(o[rows*p.OutW:], tmp[:p.OutW])
+		for r := rows; r < p.OutH; r++ {
+			dw3x3(s, 1, ow8, tmp, ow8, plane[r*s*pw:], pw, w, b, lo32, hi32)
+			copy(o[r*p.OutW:(r+1)*p.OutW], tmp)
 		}
 		if !clampOnly {
 			c.act.Apply(o)

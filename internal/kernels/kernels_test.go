@@ -172,6 +172,19 @@ func convCases(r *rand.Rand) []ConvParams {
 		mk(4, 40, 33, 8, 3, 3, 2, 2, 1, 1, 1, 0, 0, 2, 4),    // depthwise s2, multiplier, asym pads
 		mk(6, 64, 64, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 6),    // depthwise s2, width multiple of 8
 		mk(3, 1, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3),     // depthwise, single input row
+		mk(4, 3, 2, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4),      // depthwise, output width 2
+		mk(4, 5, 1, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4),      // depthwise, output width 1
+		mk(2, 6, 3, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2),      // depthwise s2, output width 2
+		mk(2, 1, 1, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2),      // depthwise s2, 1x1 image
+	}
+	for i := 0; i < 40; i++ { // 3×3 depthwise with the specialised kernels
+		g, mult, st := 1+r.IntN(5), 1+r.IntN(3), 1+r.IntN(2)
+		h, w := 1+r.IntN(20), 1+r.IntN(20)
+		pt, pl, pb, pr := r.IntN(3), r.IntN(3), r.IntN(3), r.IntN(3)
+		if h+pt+pb < 3 || w+pl+pr < 3 {
+			continue
+		}
+		cs = append(cs, mk(g, h, w, g*mult, 3, 3, st, st, 1, 1, pt, pl, pb, pr, g))
 	}
 	for i := 0; i < 60; i++ {
 		g := 1 + r.IntN(3)
