@@ -116,7 +116,8 @@ const (
 	opPow
 	opPRelu // a<0 ? a*b : a
 	opFirst // a (broadcast copy)
-	opMod
+	opMod   // integer/float modulo with the sign of the divisor (ONNX fmod=0)
+	opFmod  // C fmod: sign of the dividend (ONNX fmod=1)
 )
 
 type number interface{ float32 | int64 }
@@ -295,6 +296,17 @@ func binSlow[T number](op binOp, x, y T) T {
 				m += yv
 			}
 			return T(float32(m))
+		}
+	case opFmod:
+		switch xv := any(x).(type) {
+		case int64:
+			yv := any(y).(int64)
+			if yv == 0 {
+				return 0
+			}
+			return T(xv % yv)
+		case float32:
+			return T(float32(math.Mod(float64(xv), float64(any(y).(float32)))))
 		}
 	case opMin:
 		return min(x, y)

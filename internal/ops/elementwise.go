@@ -82,6 +82,10 @@ func binaryDef(op binOp, dts ...tensor.DType) *Def {
 		},
 		Prepare: func(n *graph.Node, opset int64, in []Input, out []graph.ValueInfo) (Kernel, error) {
 			p := newBPlan(in[0].Shape, in[1].Shape, out[0].Shape)
+			op := op
+			if op == opMod && n.Int("fmod", 0) != 0 {
+				op = opFmod
+			}
 			return KernelFunc(func(pool *kernels.Pool, in, out []*tensor.Tensor) error {
 				if err := checkOuts(n, in, out, 2); err != nil {
 					return err

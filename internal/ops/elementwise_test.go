@@ -71,6 +71,14 @@ func TestIntArithmetic(t *testing.T) {
 	if err := tensor.AllClose(mod, i64(tensor.Shape{4}, 1, 1, -1, -1), 0, 0); err != nil {
 		t.Fatalf("int mod: %v", err)
 	}
+	fm := node("Mod", 2, 1)
+	fm.SetInt("fmod", 1)
+	if got := run1(t, fm, 14, C(a), C(b)); got.I[1] != -1 || got.I[2] != 1 {
+		t.Fatalf("fmod: %v", got.I)
+	}
+	if got := run1(t, fm, 14, V(f32(tensor.Shape{2}, -7.5, 7.5)), V(f32(tensor.Shape{2}, 2, -2))); got.F[0] != -1.5 || got.F[1] != 1.5 {
+		t.Fatalf("float fmod: %v", got.F)
+	}
 	// division by zero is defined (0), never a panic
 	z := run1(t, node("Div", 2, 1), 14, C(a), C(i64(tensor.Shape{}, 0)))
 	for _, v := range z.I {
