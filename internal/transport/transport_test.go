@@ -1,0 +1,339 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iop-edge/iop/internal/shaper"
+	"github.com/iop-edge/iop/internal/tensor"
+)
+
+// pipe returns two framed ends of a loopback TCP connection.
+func pipe(t testing.TB, wrap func(net.Conn) net.Conn) (*Conn, *Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	a, err := Dialer{}.Dial(context.Background(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-acc
+	if wrap != nil {
+		a = wrap(a)
+	}
+	ca, cb := NewConn(a, Limits{}), NewConn(b, Limits{})
+	t.Cleanup(func() { ca.Close(); cb.Close() })
+	return ca, cb
+}
+
+func randTensor(shape tensor.Shape) *tensor.Tensor {
+	t := tensor.New(tensor.Float32, shape)
+	for i := range t.F {
+		t.F[i] = float32(i%977) * 0.25
+	}
+	return t
+}
+
+func TestTensorRoundTrip(t *testing.T) {
+	a, b := pipe(t, nil)
+	cases := []*tensor.Tensor{
+		randTensor(tensor.Shape{1, 3, 5, 7}),
+		randTensor(tensor.Shape{3 * ChunkSize / 4}), // exactly 3 chunks
+		randTensor(tensor.Shape{ChunkSize/4 + 3}),
+		tensor.New(tensor.Float32, tensor.Shape{0, 4}),
+		tensor.FromInt64(tensor.Shape{3}, []int64{1, -2, 1 << 40}),
+		{Shape: tensor.Shape{2}, DType: tensor.Bool, B: []bool{true, false}},
+		randTensor(nil),
+	}
+	go func() {
+		for i, c := range cases {
+			if err := a.WriteTensor(7, i, c); err != nil {
+				panic(err)
+			}
+		}
+	}()
+	for i, want := range cases {
+		h, err := b.ReadHeader(time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Kind != TensorHead || h.Req != 7 || int(h.Tag) != i {
+			t.Fatalf("case %d: header %+v", i, h)
+		}
+		got, err := b.ReadTensorBody(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tensor.AllClose(got, want, 0, 0); err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+	}
+}
+
+func TestCorruptFrameDetected(t *testing.T) {
+	a, b := pipe(t, nil)
+	a.Fault = func(h *Header, p []byte) {
+		if h.Kind == TensorData {
+			p[5] ^= 0x10
+		}
+	}
+	x := randTensor(tensor.Shape{100})
+	go a.WriteTensor(1, 2, x)
+	h, err := b.ReadHeader(time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.ReadTensorBody(h)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v, want a CRC error", err)
+	}
+	x.F[1] = 0 // the hook corrupted the sender's own memory (a view)
+}
+
+func TestOversizedFrameRejected(t *testing.T) {
+	a, b := pipe(t, nil)
+	go a.WriteFrame(Header{Kind: Control}, make([]byte, DefaultMaxFrame+1))
+	_, err := b.ReadHeader(time.Time{})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+	// A tensor head claiming more than the tensor bound is refused before
+	// allocating.
+	a2, b2 := pipe(t, nil)
+	b2.lim.MaxTensor = 1 << 20
+	go a2.WriteTensor(1, 0, randTensor(tensor.Shape{1 << 19}))
+	h, err := b2.ReadHeader(time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.ReadTensorBody(h); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+}
+
+func TestReadDeadline(t *testing.T) {
+	_, b := pipe(t, nil)
+	b.lim.ReadTimeout = 50 * time.Millisecond
+	t0 := time.Now()
+	if _, err := b.ReadHeader(time.Time{}); err == nil {
+		t.Fatal("read from a silent peer succeeded")
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("read took %v", d)
+	}
+}
+
+// meshes starts n meshes on loopback listeners in this process.
+func meshes(t testing.TB, n int, tlsFiles map[string]TLSFiles) []*Mesh {
+	t.Helper()
+	lns := make([]net.Listener, n)
+	addrs := make([]string, n)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i], addrs[i] = ln, ln.Addr().String()
+		t.Cleanup(func() { ln.Close() })
+	}
+	ms := make([]*Mesh, n)
+	for i := range ms {
+		d := Dialer{}
+		if tlsFiles != nil {
+			cfg, err := tlsFiles[fmt.Sprint("dev", i)].Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.TLS = cfg
+		}
+		ms[i] = NewMesh(MeshConfig{Self: i, Addrs: addrs, Deployment: "d1", Dial: d.Dial})
+		t.Cleanup(ms[i].Close)
+		go func() {
+			for {
+				nc, err := lns[i].Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					nc, err := Accept(nc, d.TLS, 5*time.Second)
+					if err != nil {
+						return
+					}
+					c := NewConn(nc, Limits{})
+					h, err := c.ReadHeader(time.Time{})
+					if err != nil {
+						c.Close()
+						return
+					}
+					var hello PeerHello
+					if err := c.ReadControl(h, &hello); err != nil {
+						c.Close()
+						return
+					}
+					ms[i].Accept(c, hello)
+				}()
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			errs[i] = ms[i].Ensure(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ms
+}
+
+func TestMeshAllToAll(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			var files map[string]TLSFiles
+			if useTLS {
+				var err error
+				files, err = GenerateCerts(filepath.Join(t.TempDir(), "certs"), []string{"dev0", "dev1", "dev2"}, time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			ms := meshes(t, 3, files)
+			ctx := context.Background()
+			for req := uint64(1); req <= 2; req++ {
+				var wg sync.WaitGroup
+				for i := range ms {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						tr := ms[i].Request(req)
+						for j := range ms {
+							if j != i {
+								tr.Send(ctx, j, 10*i+j, randTensor(tensor.Shape{i + 1, j + 1, int(req)}))
+							}
+						}
+						for j := range ms {
+							if j == i {
+								continue
+							}
+							got, err := tr.Recv(ctx, j, 10*j+i)
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							if err := tensor.AllClose(got, randTensor(tensor.Shape{j + 1, i + 1, int(req)}), 0, 0); err != nil {
+								t.Error(err)
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				for _, m := range ms {
+					m.Finish(req)
+				}
+			}
+		})
+	}
+}
+
+func TestMeshPeerDeath(t *testing.T) {
+	ms := meshes(t, 2, nil)
+	tr := ms[0].Request(1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.Recv(context.Background(), 1, 3)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	ms[1].Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Recv from a dead peer succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Recv from a dead peer hangs")
+	}
+}
+
+// benchGoodput sends size-byte tensors from a to b and reports goodput.
+func benchGoodput(b *testing.B, wrap func(net.Conn) net.Conn, size int, rate float64) {
+	a, c := pipe(b, wrap)
+	x := randTensor(tensor.Shape{size / 4})
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	errc := make(chan error, 1)
+	go func() {
+		for i := 0; i < b.N; i++ {
+			if err := a.WriteTensor(uint64(i), 0, x); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	t0 := time.Now()
+	// Reuse one receive tensor: read the head, then the chunks into it.
+	recv := tensor.New(tensor.Float32, x.Shape)
+	for i := 0; i < b.N; i++ {
+		h, err := c.ReadHeader(time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.ReadSmall(h); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.readTensorData(h, recv); err != nil {
+			b.Fatal(err)
+		}
+	}
+	el := time.Since(t0)
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	gp := float64(size) * float64(b.N) / el.Seconds()
+	b.ReportMetric(gp/1e6, "MB/s")
+	if rate > 0 {
+		b.ReportMetric(gp/rate*100, "%rate")
+	}
+}
+
+// BenchmarkGoodputLoopback is raw framed TCP on loopback, unshaped.
+func BenchmarkGoodputLoopback(b *testing.B) {
+	for _, size := range []int{64 << 10, 1 << 20, 16 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) { benchGoodput(b, nil, size, 0) })
+	}
+}
+
+// BenchmarkGoodputShaped is goodput through the in-process token-bucket
+// shaper (loopback+token-bucket emulation) at 50 and 100 Mbit/s.
+func BenchmarkGoodputShaped(b *testing.B) {
+	for _, mbps := range []float64{50, 100} {
+		rate := mbps * 1e6 / 8
+		b.Run(fmt.Sprintf("%gMbps", mbps), func(b *testing.B) {
+			benchGoodput(b, func(c net.Conn) net.Conn { return shaper.Wrap(c, rate) }, 1<<20, rate)
+		})
+	}
+}
