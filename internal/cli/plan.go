@@ -181,7 +181,7 @@ func computeFloorMS(pr *planner.Problem) float64 {
 		fl := float64(ops.NodeFLOPs(pr.Graph, n))
 		var speed float64
 		for d := range pr.Cluster.Devices {
-			speed += pr.Cluster.Speed(d, string(ops.NodeClass(n)))
+			speed += pr.Cluster.Speed(d, string(ops.NodeClass(pr.Graph, n)))
 		}
 		t += fl / speed
 	}

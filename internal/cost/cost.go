@@ -69,7 +69,7 @@ func StepFLOPs(p *partition.Program, s *partition.Step) (int64, ops.Class) {
 	for k, name := range s.Node.Outputs {
 		outs[k] = p.Values[name]
 	}
-	return def.FLOPs(s.Node, in, outs), def.Class
+	return def.FLOPs(s.Node, in, outs), def.ClassFor(s.Node, in)
 }
 
 type devState struct {

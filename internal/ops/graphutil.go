@@ -45,10 +45,10 @@ func NodeFLOPs(g *graph.Graph, n *graph.Node) int64 {
 	return d.FLOPs(n, InputsOf(g, n), OutputsOf(g, n))
 }
 
-// NodeClass is the cost-model class of n ("" for unknown operators).
-func NodeClass(n *graph.Node) Class {
+// NodeClass is the cost-model class of n in g ("" for unknown operators).
+func NodeClass(g *graph.Graph, n *graph.Node) Class {
 	if d, ok := Lookup(n.Op); ok {
-		return d.Class
+		return d.ClassFor(n, InputsOf(g, n))
 	}
 	return ""
 }

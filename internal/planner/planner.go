@@ -171,7 +171,7 @@ func ModelHash(g *graph.Graph) string {
 
 // speeds returns each device's speed for n's operator class.
 func speeds(pr *Problem, n *graph.Node) []float64 {
-	class := string(ops.NodeClass(n))
+	class := string(ops.NodeClass(pr.Graph, n))
 	s := make([]float64, pr.Cluster.N())
 	for d := range s {
 		s[d] = pr.Cluster.Speed(d, class)
