@@ -1,0 +1,179 @@
+// Package testbed emulates a room of edge devices on one Linux machine: one
+// network namespace per device, each joined by a veth pair to a bridge that
+// lives in its own namespace (the "switch"), the device's link rate enforced
+// by `tc ... tbf` on both ends of its veth, and a cgroup (v1) per device with
+// a CPU quota (a slower board) and a memory limit (a plan that does not fit
+// is killed, as it would be on the board).
+//
+// Real processes, real TCP, real kernel shaping. It needs root, iproute2
+// (`ip`, `tc`) and cgroup v1 mounts at /sys/fs/cgroup/cpu and
+// /sys/fs/cgroup/memory; Available says whether they are there. Elsewhere
+// use loopback plus internal/shaper with the same parameters, and say which
+// emulation produced a number.
+//
+// Per-message latency is not applied by the kernel (the netem qdisc is not
+// available on the target machines); Config.LatencyMS is recorded so that
+// workers and the cost model can add it.
+//
+// Names: the bridge namespace is "iop-<prefix>-br", device i's namespace
+// "iop-<prefix>-dev<i>", its cgroups "iop-<prefix>/dev<i>" under the cpu and
+// memory hierarchies. A state file /run/iop-testbed/<prefix>.json records a
+// bed so another process (`iop testbed down`) can find it; Cleanup(prefix)
+// also finds leftovers by name alone, e.g. after a crash.
+package testbed
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// ErrNotLinux is returned on operating systems other than Linux.
+var ErrNotLinux = errors.New("testbed needs Linux (network namespaces, tc, cgroup v1)")
+
+// StateDir holds one JSON file per bed that is up.
+const StateDir = "/run/iop-testbed"
+
+// DefaultPrefix is the prefix used when Config.Prefix is empty.
+const DefaultPrefix = "tb"
+
+// Limits are one device's emulated resources. Zero values mean "none" in
+// Config and "inherit Config's value" in Config.PerDevice.
+type Limits struct {
+	// Bandwidth is the device's link rate in bytes per second, enforced by
+	// tbf in both directions (0: unshaped). tbf counts Ethernet frames, so
+	// TCP goodput is about 95 % of the rate, as on a real link.
+	Bandwidth float64 `json:"bandwidth,omitempty"`
+	// CPUQuota is the CPU time per wall-clock time, as a fraction of one
+	// core (0.5: half a core; 2: two cores; 0: unlimited).
+	CPUQuota float64 `json:"cpu_quota,omitempty"`
+	// Memory is the memory limit in bytes (0: unlimited).
+	Memory int64 `json:"memory,omitempty"`
+}
+
+// Config describes a bed to bring up.
+type Config struct {
+	// Devices is the number of devices (1–200).
+	Devices int `json:"devices"`
+	Limits
+	// LatencyMS is the per-message latency to emulate. It is recorded,
+	// not applied by the kernel (no netem): pass it to the shaper.
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	// PerDevice optionally overrides Limits for device i (zero fields
+	// inherit).
+	PerDevice []Limits `json:"per_device,omitempty"`
+	// Prefix makes names unique so several beds can coexist: lower-case
+	// letters and digits, at most 16 (empty: DefaultPrefix).
+	Prefix string `json:"prefix"`
+	// Subnet selects 10.<Subnet>.0.0/24 (1–254; 0: chosen from the prefix,
+	// avoiding other beds and the host's routes).
+	Subnet int `json:"subnet,omitempty"`
+	// HostLink connects the root namespace to the bridge with address
+	// 10.<Subnet>.0.254, so processes on the host (a coordinator, `iop
+	// profile`) reach the devices. The host end is unshaped; traffic to a
+	// device is still shaped by the device's own link.
+	HostLink bool `json:"host_link,omitempty"`
+}
+
+// limits returns device i's effective limits.
+func (c *Config) limits(i int) Limits {
+	l := c.Limits
+	if i < len(c.PerDevice) {
+		o := c.PerDevice[i]
+		if o.Bandwidth > 0 {
+			l.Bandwidth = o.Bandwidth
+		}
+		if o.CPUQuota > 0 {
+			l.CPUQuota = o.CPUQuota
+		}
+		if o.Memory > 0 {
+			l.Memory = o.Memory
+		}
+	}
+	return l
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
+
+// CheckPrefix reports whether p can name a bed.
+func CheckPrefix(p string) error {
+	if !prefixRE.MatchString(p) {
+		return fmt.Errorf("testbed prefix %q: want 1–16 lower-case letters or digits", p)
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if err := CheckPrefix(c.Prefix); err != nil {
+		return err
+	}
+	if c.Devices < 1 || c.Devices > 200 {
+		return fmt.Errorf("testbed: %d devices, want 1–200", c.Devices)
+	}
+	if len(c.PerDevice) > c.Devices {
+		return fmt.Errorf("testbed: %d per-device limits for %d devices", len(c.PerDevice), c.Devices)
+	}
+	if c.Subnet < 0 || c.Subnet > 254 {
+		return fmt.Errorf("testbed: subnet %d, want 1–254", c.Subnet)
+	}
+	for i := 0; i < c.Devices; i++ {
+		l := c.limits(i)
+		if l.Bandwidth < 0 || l.CPUQuota < 0 || l.Memory < 0 {
+			return fmt.Errorf("testbed: device %d: negative limit %+v", i, l)
+		}
+		if l.Bandwidth > 0 && l.Bandwidth < 1000 {
+			return fmt.Errorf("testbed: device %d: bandwidth %g B/s is below 8 kbit/s", i, l.Bandwidth)
+		}
+		if l.CPUQuota > 0 && l.CPUQuota < 0.01 {
+			return fmt.Errorf("testbed: device %d: CPU quota %g is below 1 %% of a core", i, l.CPUQuota)
+		}
+		if l.Memory > 0 && l.Memory < 4<<20 {
+			return fmt.Errorf("testbed: device %d: memory limit %d B is below 4 MiB", i, l.Memory)
+		}
+	}
+	if c.LatencyMS < 0 {
+		return fmt.Errorf("testbed: negative latency")
+	}
+	return nil
+}
+
+// Device is one emulated device.
+type Device struct {
+	// Name is "dev<i>".
+	Name string `json:"name"`
+	// Namespace is the network namespace the device's processes run in.
+	Namespace string `json:"namespace"`
+	// Addr is the device's IPv4 address (no port).
+	Addr string `json:"addr"`
+	// Limits are the device's effective limits.
+	Limits
+	// CPUCgroup and MemoryCgroup are the device's cgroup directories.
+	CPUCgroup    string `json:"cpu_cgroup"`
+	MemoryCgroup string `json:"memory_cgroup"`
+}
+
+// Bed is a running testbed.
+type Bed struct {
+	Config Config `json:"config"`
+	// Bridge is the namespace holding the bridge (the switch).
+	Bridge string `json:"bridge"`
+	// Subnet is the devices' network, "10.<n>.0.0/24".
+	Subnet string `json:"subnet"`
+	// HostAddr is the host's address on the bridge ("" without HostLink).
+	HostAddr string `json:"host_addr,omitempty"`
+	// HostIface is the host end of the host link ("" without HostLink).
+	HostIface string   `json:"host_iface,omitempty"`
+	Devices   []Device `json:"devices"`
+}
+
+// Prefix is the bed's name prefix.
+func (b *Bed) Prefix() string { return b.Config.Prefix }
+
+// Emulation describes what produced measurements on this bed, for reports.
+func (b *Bed) Emulation() string {
+	return fmt.Sprintf("testbed %s: %d network namespaces, tc tbf link shaping, cgroup v1 CPU/memory limits; latency %g ms not applied by the kernel",
+		b.Config.Prefix, len(b.Devices), b.Config.LatencyMS)
+}
