@@ -1,28 +1,138 @@
 package planner
 
-import "github.com/iop-edge/iop/internal/plan"
+import (
+	"fmt"
+	"math"
 
-// Optimal is the exact planner (dynamic programming over layouts). Until it
-// lands it returns the best of the other strategies.
+	"github.com/iop-edge/iop/internal/plan"
+)
+
+// baselineStrategies are the strategies Optimal must never lose to.
+var baselineStrategies = []string{"single", "oc", "hp", "coedge", "iop"}
+
+// Optimal plans with the dynamic program over layouts (see dp.go): every
+// operator's scheme (R, S(d), OC/C, IC/P, SP/H, linear ops on P) and every
+// transition between layouts is chosen to minimize the predicted latency
+// under the devices' memory limits.
+//
+// The DP's few best plans are evaluated by the full simulator (Evaluate)
+// together with the baselines (single, oc, hp, coedge, iop); the fastest
+// plan that fits every device's memory is returned. So by construction
+// Optimal never predicts a higher latency than a baseline that fits. If a
+// DP plan overflows a device, the DP is rerun with a price on weight bytes
+// on that device (a Lagrangian penalty) until a plan fits or the price
+// stops helping. When no plan fits, the error is a *MemoryError naming the
+// device, its limit and the least memory the closest plan needs there.
 func Optimal(pr *Problem) (*plan.Plan, error) {
-	var best *plan.Plan
-	for _, s := range []string{"single", "oc", "hp", "coedge", "iop"} {
+	var fits, all []*plan.Plan
+	consider := func(p *plan.Plan) {
+		all = append(all, p)
+		if Fits(pr, p.Prediction) < 0 {
+			fits = append(fits, p)
+		}
+	}
+	dpPlans, err := optimalDP(pr)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range dpPlans {
+		consider(p)
+	}
+	for _, s := range baselineStrategies {
 		p, err := Make(pr, s)
 		if err != nil {
-			continue
+			continue // a baseline with no plan that fits
 		}
-		if Fits(pr, p.Prediction) >= 0 {
-			continue
-		}
+		consider(p)
+	}
+	var best *plan.Plan
+	for _, p := range fits {
 		if best == nil || p.Prediction.LatencyMS < best.Prediction.LatencyMS {
 			best = p
 		}
 	}
 	if best == nil {
-		return Single(pr)
+		return nil, closestMemoryError(pr, all)
 	}
 	q := clonePlan(best)
 	q.Strategy = "optimal"
-	_, err := Evaluate(pr, q)
-	return q, err
+	if _, err := Evaluate(pr, q); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// optimalDP runs the DP, with rising memory prices on devices its plans
+// overflow, and returns its plans evaluated by the simulator.
+func optimalDP(pr *Problem) ([]*plan.Plan, error) {
+	n := pr.Cluster.N()
+	dp, err := newDP(pr, dpConfig{keep: 3})
+	if err != nil {
+		return nil, fmt.Errorf("optimal: %w", err)
+	}
+	var out []*plan.Plan
+	for iter := 0; iter < 6; iter++ {
+		res, err := dp.run()
+		if err != nil {
+			break // nothing fits even the DP's own memory estimate
+		}
+		over := make([]bool, n)
+		fit := false
+		for _, r := range res {
+			if _, err := Evaluate(pr, r.plan); err != nil {
+				continue // the DP proposed what the compiler rejects; skip it
+			}
+			out = append(out, r.plan)
+			if d := Fits(pr, r.plan.Prediction); d >= 0 {
+				for dd, dev := range r.plan.Prediction.Devices {
+					if lim := int64(pr.Cluster.Devices[dd].Memory); lim > 0 && dev.PeakMemoryBytes > lim {
+						over[dd] = true
+					}
+				}
+			} else {
+				fit = true
+			}
+		}
+		if fit || len(res) == 0 {
+			break
+		}
+		raised := false
+		for d := range over {
+			if !over[d] {
+				continue
+			}
+			base := res[0].cost / float64(pr.Cluster.Devices[d].Memory)
+			dp.cfg.penalty[d] = math.Max(dp.cfg.penalty[d]*4, base)
+			raised = true
+		}
+		if !raised {
+			break
+		}
+	}
+	return out, nil
+}
+
+// closestMemoryError describes the plan that comes closest to fitting:
+// the one whose worst device overflows its limit by the least.
+func closestMemoryError(pr *Problem, plans []*plan.Plan) error {
+	var best *MemoryError
+	var bestOver int64 = math.MaxInt64
+	for _, p := range plans {
+		var worst int64 = -1
+		dev := -1
+		for d, dp := range p.Prediction.Devices {
+			lim := int64(pr.Cluster.Devices[d].Memory)
+			if lim > 0 && dp.PeakMemoryBytes-lim > worst {
+				worst, dev = dp.PeakMemoryBytes-lim, d
+			}
+		}
+		if dev >= 0 && worst < bestOver {
+			bestOver = worst
+			best = newMemoryError(pr, dev, p.Prediction.Devices[dev].PeakMemoryBytes)
+		}
+	}
+	if best == nil {
+		return fmt.Errorf("optimal: no plan could be made for this model and cluster")
+	}
+	return best
 }

@@ -11,15 +11,16 @@ import (
 // Single places the whole model on the fastest device whose memory holds it.
 func Single(pr *Problem) (*plan.Plan, error) {
 	var best *plan.Plan
-	var need int64 = -1
+	var merr *MemoryError
 	for d := range pr.Cluster.Devices {
 		p := singleOn(pr, d)
 		if _, err := Evaluate(pr, p); err != nil {
 			return nil, err
 		}
 		if Fits(pr, p.Prediction) >= 0 {
-			if m := p.Prediction.Devices[d].PeakMemoryBytes; need < 0 || m < need {
-				need = m
+			m := p.Prediction.Devices[d].PeakMemoryBytes
+			if e := newMemoryError(pr, d, m); merr == nil || m-e.Limit < merr.Need-merr.Limit {
+				merr = e
 			}
 			continue
 		}
@@ -28,7 +29,8 @@ func Single(pr *Problem) (*plan.Plan, error) {
 		}
 	}
 	if best == nil {
-		return nil, &MemoryError{Need: need, Device: -1, Cluster: pr.Cluster}
+		merr.Whole = true
+		return nil, merr
 	}
 	return best, nil
 }
@@ -204,7 +206,7 @@ func CoEdge(pr *Problem) (*plan.Plan, error) {
 			}
 		}
 		if alive == 0 {
-			return nil, &MemoryError{Device: d, Need: p.Prediction.Devices[d].PeakMemoryBytes, Cluster: pr.Cluster}
+			return nil, newMemoryError(pr, d, p.Prediction.Devices[d].PeakMemoryBytes)
 		}
 		p = coedgeWith(pr, w)
 		if _, err := Evaluate(pr, p); err != nil {
@@ -245,16 +247,29 @@ func is4D(g *graph.Graph, n *graph.Node) bool {
 	return len(n.Outputs) > 0 && len(g.Values[n.Outputs[0]].Shape) == 4
 }
 
-// MemoryError reports that no plan of a strategy fits the devices' memory.
+// MemoryError reports that no plan of a strategy fits the devices' memory:
+// device Device (named Name) has Limit bytes, and the plan that comes
+// closest needs Need bytes there.
 type MemoryError struct {
-	Device  int
-	Need    int64
-	Cluster interface{ N() int }
+	Device int
+	Name   string
+	Limit  int64
+	Need   int64
+	// Whole: the whole model on one device (the single strategy).
+	Whole bool
+}
+
+func newMemoryError(pr *Problem, d int, need int64) *MemoryError {
+	return &MemoryError{Device: d, Name: pr.Cluster.Devices[d].Name, Limit: int64(pr.Cluster.Devices[d].Memory), Need: need}
 }
 
 func (e *MemoryError) Error() string {
-	if e.Device < 0 {
-		return fmt.Sprintf("the model does not fit on any single device: it needs %d MiB", e.Need>>20)
+	if e.Whole {
+		return fmt.Sprintf("the model does not fit on any single device: it needs at least %.1f MiB (on device %q, limit %.1f MiB)",
+			mib(e.Need), e.Name, mib(e.Limit))
 	}
-	return fmt.Sprintf("device %d cannot hold its part: the plan needs %d MiB there", e.Device, e.Need>>20)
+	return fmt.Sprintf("device %q cannot hold its part: its limit is %.1f MiB, the best plan needs %.1f MiB there",
+		e.Name, mib(e.Limit), mib(e.Need))
 }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
