@@ -16,6 +16,9 @@ var (
 	// packed panels a (k*6 floats) and b (k*16 floats); flag kAccum adds the
 	// old C, then kEpilogue adds bias[r] to row r and clamps to [lo, hi].
 	microKernel = microKernelGo
+	// microKernel8 is microKernel for tiles of at most 8 columns: it computes
+	// at least the first 8 columns (and may write all 16) of the tile.
+	microKernel8 = microKernelGo
 	// dot4 computes out[r] = dot(x[:n], w[r*ldw:][:n]) for r = 0..3.
 	dot4 = dot4Go
 	// axpy computes y[:n] += alpha*x[:n].

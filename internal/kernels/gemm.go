@@ -406,7 +406,11 @@ func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32, tile *[mr * nr]
 					copy(tile[r*nr:r*nr+nn], c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn])
 				}
 			}
-			microKernel(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
+			if nn <= nr/2 {
+				microKernel8(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
+			} else {
+				microKernel(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
+			}
 			for r := 0; r < mm; r++ {
 				copy(c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn], tile[r*nr:r*nr+nn])
 			}

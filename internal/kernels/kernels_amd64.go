@@ -9,6 +9,7 @@ func init() {
 		return
 	}
 	microKernel = microKernelAVX2
+	microKernel8 = microKernel6x8AVX2
 	dot4 = dot4AVX2
 	axpy = axpyAVX2
 	dw3x3 = dw3x3AVX2
@@ -19,6 +20,11 @@ func init() {
 func microKernelAVX2(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
 	_, _, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+nr-1], bias[mr-1]
 	sgemmKernelAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, flags, &bias[0], lo, hi)
+}
+
+func microKernel6x8AVX2(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
+	_, _, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+7], bias[mr-1]
+	sgemmKernel6x8AVX2(k, &a[0], &b[0], &c[0], ldc, alpha, flags, &bias[0], lo, hi)
 }
 
 func dot4AVX2(n int, x, w []float32, ldw int, out *[4]float32) {

@@ -20,7 +20,8 @@ const (
 
 func main() {
 	ConstraintExpr("amd64,!purego")
-	sgemmKernel()
+	sgemmKernel("sgemmKernelAVX2", 2)
+	sgemmKernel("sgemmKernel6x8AVX2", 1)
 	peakFMA()
 	sdot4()
 	saxpy()
@@ -33,29 +34,35 @@ func main() {
 // (k groups of 6 floats), B a packed panel (k groups of 16 floats). The 6x16
 // product times alpha is stored to C (row stride ldc floats), optionally
 // added to the old C and followed by a fused bias + clamp epilogue.
-func sgemmKernel() {
-	TEXT("sgemmKernelAVX2", NOSPLIT, "func(k int, a, b, c *float32, ldc int, alpha float32, flags int, bias *float32, lo, hi float32)")
-	Doc("sgemmKernelAVX2 computes the 6x16 tile C (row stride ldc) = alpha*A*B for a",
-		"packed 6-row A panel and a packed 16-column B panel of depth k. Flag 1 adds",
-		"the old C; flag 2 then adds bias[r] to row r and clamps to [lo, hi].")
+func sgemmKernel(name string, nvec int) {
+	cols := 8 * nvec
+	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int, alpha float32, flags int, bias *float32, lo, hi float32)")
+	Doc(fmt.Sprintf("%s computes the 6x%d tile C (row stride ldc) = alpha*A*B for a", name, cols),
+		"packed 6-row A panel and a packed 16-column B panel of depth k (only its first",
+		fmt.Sprintf("%d columns are used). Flag 1 adds the old C; flag 2 then adds bias[r] to", cols),
+		"row r and clamps to [lo, hi].")
 	k := Load(Param("k"), reg.RCX)
 	pa := Load(Param("a"), reg.RSI)
 	pb := Load(Param("b"), reg.RDI)
-	acc := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7, reg.Y8, reg.Y9, reg.Y10, reg.Y11}
+	acc := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7, reg.Y8, reg.Y9, reg.Y10, reg.Y11}[:mr*nvec]
+	// acc[nvec*r+h] holds columns 8h..8h+7 of row r.
 	for _, y := range acc {
 		VXORPS(y, y, y)
 	}
 	body := func(u int) {
-		VMOVUPS(Mem{Base: pb, Disp: u * nr * 4}, reg.Y12)
-		VMOVUPS(Mem{Base: pb, Disp: u*nr*4 + 32}, reg.Y13)
+		bv := []reg.VecPhysical{reg.Y12, reg.Y13}
+		for h := 0; h < nvec; h++ {
+			VMOVUPS(Mem{Base: pb, Disp: u*nr*4 + 32*h}, bv[h])
+		}
 		for r := 0; r < mr; r++ {
 			ya := reg.Y14
 			if r%2 == 1 {
 				ya = reg.Y15
 			}
 			VBROADCASTSS(Mem{Base: pa, Disp: (u*mr + r) * 4}, ya)
-			VFMADD231PS(reg.Y12, ya, acc[2*r])
-			VFMADD231PS(reg.Y13, ya, acc[2*r+1])
+			for h := 0; h < nvec; h++ {
+				VFMADD231PS(bv[h], ya, acc[nvec*r+h])
+			}
 		}
 	}
 	const unroll = 4
@@ -95,8 +102,9 @@ func sgemmKernel() {
 	JE(LabelRef("noaccum"))
 	MOVQ(pc, reg.R10)
 	for r := 0; r < mr; r++ {
-		VADDPS(Mem{Base: reg.R10}, acc[2*r], acc[2*r])
-		VADDPS(Mem{Base: reg.R10, Disp: 32}, acc[2*r+1], acc[2*r+1])
+		for h := 0; h < nvec; h++ {
+			VADDPS(Mem{Base: reg.R10, Disp: 32 * h}, acc[nvec*r+h], acc[nvec*r+h])
+		}
 		if r < mr-1 {
 			ADDQ(ldc, reg.R10)
 		}
@@ -112,8 +120,8 @@ func sgemmKernel() {
 	VBROADCASTSS(reg.X13, reg.Y13)
 	for r := 0; r < mr; r++ {
 		VBROADCASTSS(Mem{Base: pbias, Disp: 4 * r}, reg.Y14)
-		for h := 0; h < 2; h++ {
-			y := acc[2*r+h]
+		for h := 0; h < nvec; h++ {
+			y := acc[nvec*r+h]
 			VADDPS(reg.Y14, y, y)
 			VMAXPS(reg.Y12, y, y)
 			VMINPS(reg.Y13, y, y)
@@ -121,8 +129,9 @@ func sgemmKernel() {
 	}
 	Label("store")
 	for r := 0; r < mr; r++ {
-		VMOVUPS(acc[2*r], Mem{Base: pc})
-		VMOVUPS(acc[2*r+1], Mem{Base: pc, Disp: 32})
+		for h := 0; h < nvec; h++ {
+			VMOVUPS(acc[nvec*r+h], Mem{Base: pc, Disp: 32 * h})
+		}
 		if r < mr-1 {
 			ADDQ(ldc, pc)
 		}
