@@ -1,0 +1,186 @@
+package profile
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/transport"
+)
+
+// ClusterOptions configure Cluster.
+type ClusterOptions struct {
+	Ops  OpsRequest
+	Link LinkRequest // Peer is filled per pair
+	// Dialer connects to the devices (TLS, or from inside a namespace).
+	Dialer transport.Dialer
+	Limits transport.Limits
+	// SkipOps and SkipLinks keep the spec's speeds or links.
+	SkipOps, SkipLinks bool
+	// Progress, if set, is told what is being measured.
+	Progress func(msg string)
+}
+
+// Report is everything Cluster measured.
+type Report struct {
+	Devices []DeviceReport `json:"devices"`
+	Links   []PairReport   `json:"links"`
+}
+
+// DeviceReport is one device's measurement.
+type DeviceReport struct {
+	Name string     `json:"name"`
+	Info *Info      `json:"info,omitempty"`
+	Ops  *OpsResult `json:"ops,omitempty"`
+}
+
+// PairReport is one link's measurement (A sends to B).
+type PairReport struct {
+	A    string      `json:"a"`
+	B    string      `json:"b"`
+	Link *LinkResult `json:"link"`
+}
+
+// Cluster measures every device of spec (each needs an Address where a
+// worker or agent serves role "profile") and returns a copy of spec with
+// measured speeds per class and links. Devices are measured one at a time
+// (on an emulated testbed they share the machine's cores), links one pair
+// at a time in one direction (they would share the devices' uplinks).
+func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*cluster.Spec, *Report, error) {
+	progress := opt.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	out := *spec
+	out.Devices = append([]cluster.Device(nil), spec.Devices...)
+	out.Links = append([]cluster.LinkOverride(nil), spec.Links...)
+	rep := &Report{}
+
+	clients := make([]*Client, len(spec.Devices))
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i, d := range spec.Devices {
+		if d.Address == "" {
+			return nil, nil, fmt.Errorf("profile: device %s has no address", d.Name)
+		}
+		c, err := Dial(ctx, d.Address, opt.Dialer, opt.Limits)
+		if err != nil {
+			return nil, nil, fmt.Errorf("profile: device %s: %w", d.Name, err)
+		}
+		clients[i] = c
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("profile: device %s: %w", d.Name, err)
+		}
+		rep.Devices = append(rep.Devices, DeviceReport{Name: d.Name, Info: info})
+	}
+
+	if !opt.SkipOps {
+		for i, d := range spec.Devices {
+			progress(fmt.Sprintf("%s (%s): operator speed", d.Name, d.Address))
+			r, err := clients[i].Ops(ctx, opt.Ops)
+			if err != nil {
+				return nil, nil, fmt.Errorf("profile: device %s: %w", d.Name, err)
+			}
+			rep.Devices[i].Ops = r
+			out.Devices[i].GFLOPS = r.GFLOPS
+			out.Devices[i].ByClass = r.ByClass
+		}
+	}
+
+	if !opt.SkipLinks && len(spec.Devices) > 1 {
+		for i := range spec.Devices {
+			for j := i + 1; j < len(spec.Devices); j++ {
+				a, b := spec.Devices[i], spec.Devices[j]
+				progress(fmt.Sprintf("link %s → %s", a.Name, b.Name))
+				req := opt.Link
+				req.Peer = b.Address
+				r, err := clients[i].Link(ctx, req)
+				if err != nil {
+					return nil, nil, fmt.Errorf("profile: link %s → %s: %w", a.Name, b.Name, err)
+				}
+				rep.Links = append(rep.Links, PairReport{A: a.Name, B: b.Name, Link: r})
+			}
+		}
+		out.Link, out.Links = summarizeLinks(rep.Links)
+	}
+	if err := out.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("profile: measured spec: %w", err)
+	}
+	return &out, rep, nil
+}
+
+// summarizeLinks returns the typical link (median bandwidth and latency)
+// and overrides for the pairs that differ from it by more than 15 % in
+// bandwidth or by more than half (and 0.2 ms) in latency.
+func summarizeLinks(pairs []PairReport) (cluster.Link, []cluster.LinkOverride) {
+	var bws, lats []float64
+	for _, p := range pairs {
+		bws = append(bws, p.Link.Bandwidth)
+		lats = append(lats, p.Link.LatencyMS)
+	}
+	base := cluster.Link{Bandwidth: cluster.Bandwidth(roundRate(median(bws))), LatencyMS: roundMS(median(lats))}
+	var over []cluster.LinkOverride
+	for _, p := range pairs {
+		bw, lat := p.Link.Bandwidth, p.Link.LatencyMS
+		if math.Abs(bw-float64(base.Bandwidth)) > 0.15*float64(base.Bandwidth) ||
+			math.Abs(lat-base.LatencyMS) > max(0.5*base.LatencyMS, 0.2) {
+			over = append(over, cluster.LinkOverride{A: p.A, B: p.B,
+				Link: cluster.Link{Bandwidth: cluster.Bandwidth(roundRate(bw)), LatencyMS: roundMS(lat)}})
+		}
+	}
+	return base, over
+}
+
+// roundRate keeps three significant digits of a rate.
+func roundRate(v float64) float64 { return round3(v) }
+
+// roundMS rounds a latency to a microsecond.
+func roundMS(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// Local measures this machine and returns a one-device spec named name.
+// The link is the cluster default (one device has no links to measure);
+// the memory is the machine's total, or 0 where it cannot be read.
+func Local(ctx context.Context, name string, req OpsRequest) (*cluster.Spec, *OpsResult, error) {
+	r, err := MeasureOps(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := cluster.Uniform(1, r.GFLOPS, memTotal(), cluster.Bandwidth(cluster.DefaultBandwidthMbps*1e6/8), cluster.DefaultLatencyMS)
+	s.Devices[0].Name = name
+	s.Devices[0].ByClass = r.ByClass
+	if err := s.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
+// memTotal reads MemTotal from /proc/meminfo (0 if unavailable).
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			fs := strings.Fields(rest)
+			if len(fs) >= 1 {
+				kb, _ := strconv.ParseInt(fs[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}

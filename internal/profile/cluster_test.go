@@ -1,0 +1,98 @@
+package profile
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/iop-edge/iop/internal/cluster"
+)
+
+// agents starts n agents on loopback and returns a spec naming them.
+func agents(t *testing.T, n int) *cluster.Spec {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s := cluster.Uniform(n, 1, 0, 100e6/8, 1)
+	for i := range s.Devices {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go Serve(ctx, ln, AgentOptions{Name: s.Devices[i].Name})
+		s.Devices[i].Address = ln.Addr().String()
+	}
+	return s
+}
+
+func TestClusterLoopbackShaped(t *testing.T) {
+	s := agents(t, 3)
+	rate := 50e6 / 8
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, rep, err := Cluster(ctx, s, ClusterOptions{
+		Ops:  OpsRequest{Threads: 1, BudgetMS: 250},
+		Link: LinkRequest{Seconds: 0.6, Pings: 5, Rate: rate},
+		Progress: func(m string) { t.Log(m) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range out.Devices {
+		t.Logf("%s: %.1f GFLOP/s, by class %v", d.Name, d.GFLOPS, d.ByClass)
+		if d.GFLOPS <= 0 || len(d.ByClass) != len(Classes) {
+			t.Errorf("%s: speeds not measured: %+v", d.Name, d)
+		}
+	}
+	for _, p := range rep.Links {
+		r := p.Link.Bandwidth / rate
+		t.Logf("%s → %s: %.1f Mbit/s (%.0f %% of the shaped rate), rtt %.3f ms", p.A, p.B, p.Link.Bandwidth*8/1e6, 100*r, p.Link.MedianRTTMS)
+		if r < 0.7 || r > 1.15 {
+			t.Errorf("%s → %s: goodput %.0f %% of the shaper's rate", p.A, p.B, 100*r)
+		}
+	}
+	t.Logf("link %+v, overrides %+v", out.Link, out.Links)
+	if out.Link.Bandwidth <= 0 || out.Link.LatencyMS < 0 {
+		t.Errorf("link %+v", out.Link)
+	}
+	if err := out.Validate(); err != nil {
+		t.Error(err)
+	}
+	// The input spec is not modified.
+	if s.Devices[0].ByClass != nil {
+		t.Error("Cluster modified its input")
+	}
+}
+
+func TestAgentErrors(t *testing.T) {
+	s := agents(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, s.Devices[0].Address, transportDialer(), zeroLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do(ctx, Request{Type: "nonsense"}); err == nil {
+		t.Error("unknown request: no error")
+	}
+	if _, err := c.Link(ctx, LinkRequest{Peer: "127.0.0.1:1", Seconds: 0.1}); err == nil {
+		t.Error("link to a closed port: no error")
+	}
+	// The session survives errors.
+	info, err := c.Info(ctx)
+	if err != nil || info.NumCPU <= 0 {
+		t.Errorf("info after errors: %+v, %v", info, err)
+	}
+}
+
+func TestLocal(t *testing.T) {
+	s, r, err := Local(context.Background(), "here", OpsRequest{BudgetMS: 250})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.N() != 1 || s.Devices[0].Name != "here" || s.Devices[0].GFLOPS != r.GFLOPS {
+		t.Errorf("spec %+v", s)
+	}
+}

@@ -1,0 +1,226 @@
+package profile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/iop-edge/iop/internal/tensor"
+	"github.com/iop-edge/iop/internal/transport"
+)
+
+// LinkRequest asks a device to measure its link to a peer.
+type LinkRequest struct {
+	// Peer is the address of the other device's worker (or agent).
+	Peer string `json:"peer"`
+	// Seconds is how long the bulk transfer streams (0: 2).
+	Seconds float64 `json:"seconds,omitempty"`
+	// Pings is the number of round trips for the latency (0: 20).
+	Pings int `json:"pings,omitempty"`
+	// ChunkBytes is the size of each tensor sent (0: 1 MiB).
+	ChunkBytes int `json:"chunk_bytes,omitempty"`
+	// Rate and LatencyMS, when set, shape the measuring connection in
+	// process (internal/shaper), for loopback emulation without the
+	// kernel testbed.
+	Rate      float64 `json:"rate,omitempty"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+}
+
+func (r *LinkRequest) defaults() {
+	if r.Seconds <= 0 {
+		r.Seconds = 2
+	}
+	if r.Pings <= 0 {
+		r.Pings = 20
+	}
+	if r.ChunkBytes <= 0 {
+		r.ChunkBytes = 1 << 20
+	}
+}
+
+// LinkResult is a measured link.
+type LinkResult struct {
+	// Bandwidth is the goodput of framed tensors (bytes/s) as the
+	// receiver saw it, after a warm-up: what the runtime's transfers get.
+	Bandwidth float64 `json:"bandwidth"`
+	// LatencyMS is half the median round trip of a small control
+	// message: the per-message latency of the cost model.
+	LatencyMS float64 `json:"latency_ms"`
+	// MinRTTMS and MedianRTTMS are the round-trip times measured.
+	MinRTTMS    float64 `json:"min_rtt_ms"`
+	MedianRTTMS float64 `json:"median_rtt_ms"`
+	// Bytes and Seconds are what the bandwidth was computed from.
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+}
+
+// probeMsg is a control message of the probe protocol.
+//
+//	measuring side                  far side (ServeProbe)
+//	{ping}                     ─►
+//	                           ◄─   {pong}
+//	{bulk, warmup_ms}          ─►
+//	tensor × many              ─►   (counted after the warm-up)
+//	{end}                      ─►
+//	                           ◄─   {bulk-result, bytes, ns}
+//	{bye}                      ─►   (closes)
+type probeMsg struct {
+	Type     string `json:"type"`
+	WarmupMS int64  `json:"warmup_ms,omitempty"`
+	Bytes    int64  `json:"bytes,omitempty"`
+	NS       int64  `json:"ns,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// MeasureLink measures the link over c, whose far end runs ServeProbe: the
+// round-trip time of small control messages, then the goodput of a stream
+// of tensors. It does not close c.
+func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*LinkResult, error) {
+	req.defaults()
+	if dl, ok := ctx.Deadline(); ok {
+		c.NetConn().SetDeadline(dl)
+		defer c.NetConn().SetDeadline(time.Time{})
+	}
+	res := &LinkResult{}
+	rtts := make([]float64, 0, req.Pings)
+	for k := 0; k < req.Pings; k++ {
+		s := time.Now()
+		if err := c.WriteControl(uint64(k), probeMsg{Type: "ping"}); err != nil {
+			return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
+		}
+		var m probeMsg
+		if err := readControl(c, &m); err != nil {
+			return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
+		}
+		if m.Type != "pong" {
+			return nil, fmt.Errorf("probe %s: got %q, want pong", req.Peer, m.Type)
+		}
+		rtts = append(rtts, time.Since(s).Seconds()*1e3)
+	}
+	res.MedianRTTMS = median(append([]float64(nil), rtts...))
+	res.MinRTTMS = rtts[0]
+	for _, r := range rtts {
+		res.MinRTTMS = min(res.MinRTTMS, r)
+	}
+	res.LatencyMS = res.MedianRTTMS / 2
+
+	dur := time.Duration(req.Seconds * float64(time.Second))
+	if err := c.WriteControl(0, probeMsg{Type: "bulk", WarmupMS: (dur / 5).Milliseconds()}); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
+	}
+	chunk := tensor.New(tensor.Float32, tensor.Shape{req.ChunkBytes / 4})
+	for i := range chunk.F {
+		chunk.F[i] = float32(i % 1000)
+	}
+	end := time.Now().Add(dur)
+	for k := 0; time.Now().Before(end); k++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := c.WriteTensor(1, k, chunk); err != nil {
+			return nil, fmt.Errorf("probe %s: send: %w", req.Peer, err)
+		}
+	}
+	if err := c.WriteControl(0, probeMsg{Type: "end"}); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
+	}
+	var m probeMsg
+	if err := readControl(c, &m); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
+	}
+	if m.Type != "bulk-result" || m.Error != "" {
+		return nil, fmt.Errorf("probe %s: %s %s", req.Peer, m.Type, m.Error)
+	}
+	if m.NS <= 0 || m.Bytes <= 0 {
+		return nil, fmt.Errorf("probe %s: too little data after the warm-up (%d bytes in %d ns); stream longer", req.Peer, m.Bytes, m.NS)
+	}
+	res.Bytes, res.Seconds = m.Bytes, float64(m.NS)/1e9
+	res.Bandwidth = float64(m.Bytes) / res.Seconds
+	c.WriteControl(0, probeMsg{Type: "bye"})
+	return res, nil
+}
+
+// readControl reads the next frame, which must be a control message.
+func readControl(c *transport.Conn, v any) error {
+	h, err := c.ReadHeader(time.Time{})
+	if err != nil {
+		return err
+	}
+	if h.Kind != transport.Control {
+		return fmt.Errorf("got a %s frame, want a control message", h.Kind)
+	}
+	return c.ReadControl(h, v)
+}
+
+// ServeProbe is the far end of MeasureLink: it answers pings and counts a
+// bulk stream until the measuring side says bye or closes. The caller has
+// read the hello and closes c afterwards.
+func ServeProbe(c *transport.Conn) error {
+	var (
+		warmup      time.Duration
+		first, from time.Time
+		last        time.Time
+		counted     int64
+	)
+	for {
+		h, err := c.ReadHeader(time.Time{})
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("probe: %w", err)
+		}
+		switch h.Kind {
+		case transport.Control:
+			var m probeMsg
+			if err := c.ReadControl(h, &m); err != nil {
+				return fmt.Errorf("probe: %w", err)
+			}
+			switch m.Type {
+			case "ping":
+				if err := c.WriteControl(h.Req, probeMsg{Type: "pong"}); err != nil {
+					return fmt.Errorf("probe: %w", err)
+				}
+			case "bulk":
+				warmup = time.Duration(m.WarmupMS) * time.Millisecond
+				first, from, last, counted = time.Time{}, time.Time{}, time.Time{}, 0
+			case "end":
+				r := probeMsg{Type: "bulk-result"}
+				if !from.IsZero() && last.After(from) {
+					r.Bytes, r.NS = counted, last.Sub(from).Nanoseconds()
+				}
+				if err := c.WriteControl(h.Req, r); err != nil {
+					return fmt.Errorf("probe: %w", err)
+				}
+			case "bye":
+				return nil
+			default:
+				return fmt.Errorf("probe: unknown message %q", m.Type)
+			}
+		case transport.TensorHead:
+			t, err := c.ReadTensorBody(h)
+			if err != nil {
+				return fmt.Errorf("probe: %w", err)
+			}
+			now := time.Now()
+			switch {
+			case first.IsZero():
+				first = now
+			case from.IsZero() && now.Sub(first) >= warmup:
+				from = now // bytes up to here belong to the warm-up
+			case !from.IsZero():
+				counted += t.Bytes()
+				last = now
+			}
+		case transport.Ping:
+			if _, err := c.ReadSmall(h); err != nil {
+				return fmt.Errorf("probe: %w", err)
+			}
+		default:
+			return fmt.Errorf("probe: unexpected %s frame", h.Kind)
+		}
+	}
+}
