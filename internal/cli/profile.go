@@ -67,7 +67,7 @@ this machine is measured and a one-device spec is written.`,
 			if err != nil {
 				return err
 			}
-			d := transport.Dialer{}
+			d := profile.Dialer{}
 			if tf.files.Enabled() {
 				cfg, err := tf.files.Config()
 				if err != nil {

@@ -74,7 +74,7 @@ type AgentOptions struct {
 	Name string
 	// Dialer opens the connection to a peer for a link measurement (from
 	// this device: inside its namespace on a testbed).
-	Dialer transport.Dialer
+	Dialer Dialer
 	// TLS, when set, is required of incoming connections.
 	TLS *tls.Config
 	// Limits of the framed connections.
@@ -191,7 +191,7 @@ func Handle(ctx context.Context, req Request, opt AgentOptions) Reply {
 }
 
 // LinkTo dials req.Peer with hello role "probe" and measures the link.
-func LinkTo(ctx context.Context, d transport.Dialer, req LinkRequest, lim transport.Limits) (*LinkResult, error) {
+func LinkTo(ctx context.Context, d Dialer, req LinkRequest, lim transport.Limits) (*LinkResult, error) {
 	req.defaults()
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.Seconds*float64(time.Second))+time.Minute)
 	defer cancel()
@@ -210,6 +210,40 @@ func LinkTo(ctx context.Context, d transport.Dialer, req LinkRequest, lim transp
 	return MeasureLink(ctx, c, req)
 }
 
+// Dialer opens connections: with Net (e.g. from inside a testbed
+// namespace) or plain TCP, then a TLS handshake when TLS is set.
+type Dialer struct {
+	TLS *tls.Config
+	Net func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Dial connects to addr.
+func (d Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	var nc net.Conn
+	var err error
+	if d.Net != nil {
+		nc, err = d.Net(ctx, addr)
+	} else {
+		var nd net.Dialer
+		nc, err = nd.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	if d.TLS == nil {
+		return nc, nil
+	}
+	tc := tls.Client(nc, d.TLS)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
+
 // Client talks to one device's agent or worker as `iop profile` does.
 type Client struct {
 	Addr string
@@ -218,7 +252,7 @@ type Client struct {
 }
 
 // Dial connects to a device and says hello with role "profile".
-func Dial(ctx context.Context, addr string, d transport.Dialer, lim transport.Limits) (*Client, error) {
+func Dial(ctx context.Context, addr string, d Dialer, lim transport.Limits) (*Client, error) {
 	nc, err := d.Dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)

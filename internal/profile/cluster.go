@@ -18,7 +18,7 @@ type ClusterOptions struct {
 	Ops  OpsRequest
 	Link LinkRequest // Peer is filled per pair
 	// Dialer connects to the devices (TLS, or from inside a namespace).
-	Dialer transport.Dialer
+	Dialer Dialer
 	Limits transport.Limits
 	// SkipOps and SkipLinks keep the spec's speeds or links.
 	SkipOps, SkipLinks bool

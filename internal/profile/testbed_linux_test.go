@@ -11,7 +11,6 @@ import (
 
 	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/testbed"
-	"github.com/iop-edge/iop/internal/transport"
 )
 
 // TestClusterOnTestbed measures the links of a kernel-shaped testbed: the
@@ -44,7 +43,7 @@ func TestClusterOnTestbed(t *testing.T) {
 			t.Fatal(err)
 		}
 		dial := func(ctx context.Context, addr string) (net.Conn, error) { return bed.Dial(ctx, i, "tcp4", addr) }
-		go Serve(ctx, ln, AgentOptions{Name: bed.Devices[i].Name, Dialer: transport.Dialer{Net: dial}})
+		go Serve(ctx, ln, AgentOptions{Name: bed.Devices[i].Name, Dialer: Dialer{Net: dial}})
 		s.Devices[i].Address = ln.Addr().String()
 	}
 	out, rep, err := Cluster(ctx, s, ClusterOptions{SkipOps: true, Link: LinkRequest{Seconds: 1.5, Pings: 10}})

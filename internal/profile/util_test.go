@@ -2,6 +2,6 @@ package profile
 
 import "github.com/iop-edge/iop/internal/transport"
 
-func transportDialer() transport.Dialer { return transport.Dialer{} }
+func transportDialer() Dialer { return Dialer{} }
 
 var zeroLimits transport.Limits
