@@ -114,7 +114,14 @@ func up(t *testing.T, c Config) *Bed {
 	if err := Available(); err != nil {
 		t.Skipf("testbed not available: %v", err)
 	}
-	c.Prefix = fmt.Sprintf("t%d%d", os.Getpid()%100000, seq.Add(1))
+	// Fixed widths keep prefixes of concurrent test processes distinct.
+	c.Prefix = fmt.Sprintf("t%07d%03d", os.Getpid()%10000000, seq.Add(1))
+	if left := Leftovers(c.Prefix); len(left) > 0 {
+		// Our pid is in the prefix: these are from a crashed earlier run.
+		if err := Cleanup(c.Prefix); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	b, err := Up(ctx, c)
@@ -364,7 +371,8 @@ func TestCleanupAfterCrash(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Skipf("testbed not available: %v", err)
 	}
-	p := fmt.Sprintf("c%d%d", os.Getpid()%100000, seq.Add(1))
+	p := fmt.Sprintf("c%07d%03d", os.Getpid()%10000000, seq.Add(1))
+	Cleanup(p)
 	b, err := Up(context.Background(), Config{Devices: 2, Prefix: p, Limits: Limits{Bandwidth: 1e6, CPUQuota: 0.5, Memory: 128 << 20}})
 	if err != nil {
 		t.Fatal(err)
