@@ -263,6 +263,7 @@ func (m *Mesh) attach(j int, c *Conn) {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
+	slog.Debug("peer attached", "self", m.cfg.Self, "peer", j, "replaces", old != nil)
 	if old != nil {
 		old.fail(errors.New("replaced by a new connection"))
 	}
@@ -270,8 +271,9 @@ func (m *Mesh) attach(j int, c *Conn) {
 	go p.writeLoop()
 }
 
-// Finish ends request req: messages of it and older requests still in the
-// mailbox or arriving later are dropped, as are unsent ones.
+// Finish ends request req on this device: messages of it and older
+// requests still in the mailbox or arriving later are dropped. Queued sends
+// still go out (peers may need them); Abort drops them too.
 func (m *Mesh) Finish(req uint64) {
 	m.mu.Lock()
 	if req+1 > m.minReq {
@@ -282,6 +284,14 @@ func (m *Mesh) Finish(req uint64) {
 			delete(m.box, k)
 		}
 	}
+	m.mu.Unlock()
+}
+
+// Abort ends a failed request: like Finish, and its unsent messages are
+// dropped.
+func (m *Mesh) Abort(req uint64) {
+	m.Finish(req)
+	m.mu.Lock()
 	ps := append([]*peer(nil), m.peers...)
 	m.mu.Unlock()
 	for _, p := range ps {

@@ -155,13 +155,22 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 // Dialer opens connections, over TLS when Config is set.
 type Dialer struct {
 	TLS *tls.Config
+	// Net, if set, opens the underlying connection (e.g. from inside a
+	// testbed namespace) instead of a plain TCP dial.
+	Net func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Dial connects to addr and, with TLS, completes the handshake before ctx
 // ends.
 func (d Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if d.Net != nil {
+		nc, err = d.Net(ctx, addr)
+	} else {
+		var nd net.Dialer
+		nc, err = nd.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,371 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/coordinator"
+	"github.com/iop-edge/iop/internal/partition"
+	"github.com/iop-edge/iop/internal/plan"
+	"github.com/iop-edge/iop/internal/planner"
+	"github.com/iop-edge/iop/internal/tensor"
+	"github.com/iop-edge/iop/internal/transport"
+	"github.com/iop-edge/iop/internal/worker"
+	"github.com/iop-edge/iop/internal/zoo"
+)
+
+type runFlags struct {
+	cf        clusterFlags
+	local     int
+	planFile  string
+	strategy  string
+	inputs    []string
+	outDir    string
+	asJSON    bool
+	repeat    int
+	seed      uint64
+	threads   int
+	emulation string
+	cpuQuota  float64
+	useTLS    bool
+	tf        tlsFlags
+	timeout   time.Duration
+	meshTO    time.Duration
+	verbose   bool
+}
+
+func newRunCmd() *cobra.Command {
+	var rf runFlags
+	cmd := &cobra.Command{
+		Use:   "run MODEL|PLAN (--cluster FILE | --local N) [--strategy S | --plan FILE] [--input FILE]",
+		Short: "Run a model across worker processes and compare with the prediction",
+		Long: `Deploys a plan to 'iop worker' daemons and runs requests on them: each worker
+gets its program and only its own weight shards, the devices exchange
+activations directly, and the outputs and traces come back here.
+
+  --cluster FILE  workers already running at the spec's device addresses;
+                  a worker that holds this plan already is not re-deployed.
+  --local N       start N worker processes on this machine, run, stop them.
+                  With root and the kernel testbed available they run in
+                  network namespaces with tc-shaped links (emulation
+                  "netns+tc"); otherwise on loopback with an in-process token
+                  bucket at the same rate ("loopback+token-bucket").
+
+MODEL is an .onnx file or a zoo name (planned with --strategy), PLAN a plan
+file from 'iop plan -o' (its model is loaded by the name it records), or use
+MODEL with --plan FILE. A zoo model without --input runs on its
+deterministic random input. Reports the top-5, measured and predicted
+latency (median over --repeat requests), predicted vs measured time per
+model node and each device's peak memory (VmHWM) against the prediction.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd, &rf, args[0])
+		},
+	}
+	rf.cf.register(cmd)
+	f := cmd.Flags()
+	f.IntVar(&rf.local, "local", 0, "start N local worker processes (instead of --cluster addresses)")
+	f.StringVar(&rf.planFile, "plan", "", "run this plan file (made for MODEL) instead of planning")
+	f.StringVar(&rf.strategy, "strategy", "iop", "single, oc, hp, coedge, iop or optimal")
+	f.StringArrayVar(&rf.inputs, "input", nil, "input file: TensorProto .pb or JPEG/PNG image (repeat for several inputs)")
+	f.StringVar(&rf.outDir, "output-dir", "", "write outputs as output_N.pb TensorProto files into this directory")
+	f.BoolVar(&rf.asJSON, "json", false, "print one JSON object")
+	f.IntVar(&rf.repeat, "repeat", 1, "run K requests and report the median latency")
+	f.Uint64Var(&rf.seed, "seed", 1, "seed of the random input used when a zoo model gets no --input")
+	f.IntVar(&rf.threads, "threads", 0, "kernel threads per worker (0: --local shares the cores, else all cores)")
+	f.StringVar(&rf.emulation, "emulation", "auto", "--local: auto, netns (kernel testbed) or loopback (token bucket)")
+	f.Float64Var(&rf.cpuQuota, "cpu-quota", 0, "--local on the testbed: CPU per device as a fraction of a core (0: unlimited)")
+	f.BoolVar(&rf.useTLS, "tls", false, "--local: generate a cluster CA and run every connection over mutual TLS")
+	f.DurationVar(&rf.timeout, "timeout", 5*time.Minute, "bound on each request")
+	f.DurationVar(&rf.meshTO, "mesh-timeout", 10*time.Second, "bound on the workers connecting to each other")
+	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
+	rf.tf.register(cmd)
+	return cmd
+}
+
+// runReport is what `iop run` prints (as JSON with --json).
+type runReport struct {
+	Model              string                     `json:"model"`
+	Strategy           string                     `json:"strategy"`
+	PlanHash           string                     `json:"plan_hash"`
+	Emulation          string                     `json:"emulation"`
+	Bandwidth          string                     `json:"bandwidth,omitempty"`
+	TLS                bool                       `json:"tls"`
+	LatencyMS          float64                    `json:"latency_ms"`
+	LatenciesMS        []float64                  `json:"latencies_ms"`
+	PredictedLatencyMS float64                    `json:"predicted_latency_ms"`
+	Deployed           []string                   `json:"deployed"`
+	DeployMS           float64                    `json:"deploy_ms"`
+	Outputs            []outputInfo               `json:"outputs"`
+	Top5               []classScore               `json:"top5,omitempty"`
+	Nodes              []coordinator.NodeTime     `json:"nodes"`
+	Devices            []coordinator.DeviceReport `json:"devices"`
+}
+
+func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if rf.local <= 0 && rf.cf.file == "" {
+		return usageError{fmt.Errorf("give --cluster FILE (running workers) or --local N")}
+	}
+	if rf.repeat < 1 {
+		return usageError{fmt.Errorf("--repeat must be at least 1")}
+	}
+	// The model and the plan.
+	model := arg
+	var loaded *plan.Plan
+	if rf.planFile != "" {
+		p, err := plan.Load(rf.planFile)
+		if err != nil {
+			return err
+		}
+		loaded = p
+	} else if strings.HasSuffix(arg, ".json") {
+		p, err := plan.Load(arg)
+		if err != nil {
+			return err
+		}
+		loaded, model = p, p.Model.Name
+	}
+	var spec *cluster.Spec
+	var err error
+	switch {
+	case rf.cf.file != "":
+		if spec, err = cluster.Load(rf.cf.file); err != nil {
+			return err
+		}
+		if rf.local > 0 && rf.local != spec.N() {
+			return usageError{fmt.Errorf("--local %d but the cluster spec has %d devices", rf.local, spec.N())}
+		}
+	case loaded != nil:
+		spec = loaded.Cluster
+		if rf.local != spec.N() {
+			return usageError{fmt.Errorf("--local %d but the plan is for %d devices", rf.local, spec.N())}
+		}
+	default:
+		if cmd.Flags().Changed("devices") {
+			return usageError{fmt.Errorf("--devices conflicts with --local (give the number to --local)")}
+		}
+		rf.cf.devices = rf.local
+		if spec, err = rf.cf.spec(cmd); err != nil {
+			return err
+		}
+	}
+	if rf.local == 0 {
+		for _, d := range spec.Devices {
+			if d.Address == "" {
+				return fmt.Errorf("cluster spec: device %s has no address (where does its 'iop worker' listen?)", d.Name)
+			}
+		}
+	}
+	pr, err := problem(model, spec)
+	if err != nil {
+		return err
+	}
+	var p *plan.Plan
+	if loaded != nil {
+		if err := planner.Validate(loaded, pr); err != nil {
+			return err
+		}
+		p = loaded
+		p.Cluster = spec
+	} else if p, err = planner.Make(pr, rf.strategy); err != nil {
+		return err
+	}
+	hash := planHash(p)
+	tl, err := planner.Evaluate(pr, p)
+	if err != nil {
+		return err
+	}
+	ps, err := partition.Compile(pr.Graph, p, partition.Options{})
+	if err != nil {
+		return err
+	}
+	// Inputs.
+	var ins []*tensor.Tensor
+	if len(rf.inputs) == 0 && isZooName(model) && len(pr.Graph.Inputs) == 1 {
+		ins = []*tensor.Tensor{zoo.Input(model, rf.seed)}
+	} else if ins, err = readInputs(pr.Graph, rf.inputs); err != nil {
+		return err
+	}
+	// Workers.
+	opt := coordinator.Options{RequestTimeout: rf.timeout, MeshTimeout: rf.meshTO, Threads: rf.threads}
+	names := make([]string, spec.N())
+	for i, d := range spec.Devices {
+		names[i] = d.Name
+	}
+	addrs := make([]string, spec.N())
+	emulation := coordinator.EmulationNone
+	tlsFiles := rf.tf.files
+	if rf.local > 0 {
+		if opt.Threads == 0 {
+			opt.Threads = max(1, runtime.NumCPU()/rf.local)
+		}
+		lc := coordinator.LocalConfig{N: rf.local, Mode: rf.emulation, Bandwidth: float64(spec.Link.Bandwidth),
+			LatencyMS: spec.Link.LatencyMS, CPUQuota: rf.cpuQuota, Names: names, LogLevel: logLevelOf(cmd)}
+		for _, d := range spec.Devices {
+			lc.MemoryLimits = append(lc.MemoryLimits, int64(d.Memory))
+		}
+		if rf.useTLS {
+			dir, err := os.MkdirTemp("", "iop-certs-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			files, err := transport.GenerateCerts(dir, append(append([]string(nil), names...), "coordinator"), 24*time.Hour)
+			if err != nil {
+				return fmt.Errorf("generate certificates: %w", err)
+			}
+			lc.TLS, tlsFiles = files, files["coordinator"]
+		}
+		lc.Stderr = cmd.ErrOrStderr()
+		local, err := coordinator.StartLocal(ctx, lc)
+		if err != nil {
+			return err
+		}
+		defer local.Stop()
+		addrs, emulation, opt.Dial = local.Addrs, local.Emulation, local.Dial
+		opt.Shaping = worker.Shaping{Rate: local.Bandwidth, LatencyMS: local.LatencyMS}
+	} else {
+		for i, d := range spec.Devices {
+			addrs[i] = d.Address
+		}
+	}
+	if tlsFiles.Enabled() {
+		cfg, err := tlsFiles.Config()
+		if err != nil {
+			return err
+		}
+		opt.TLS = cfg
+	}
+	co := coordinator.New(names, addrs, opt)
+	defer co.Close()
+	ds, err := co.Deploy(ctx, ps, hash, model)
+	if err != nil {
+		return err
+	}
+	rep := runReport{Model: model, Strategy: p.Strategy, PlanHash: hash, Emulation: emulation, TLS: opt.TLS != nil,
+		PredictedLatencyMS: p.Prediction.LatencyMS, DeployMS: float64(ds.Duration.Microseconds()) / 1e3}
+	if emulation != coordinator.EmulationNone {
+		rep.Bandwidth = spec.Link.Bandwidth.String()
+	}
+	for _, d := range ds.Deployed {
+		rep.Deployed = append(rep.Deployed, names[d])
+	}
+	var res *coordinator.Result
+	for k := 0; k < rf.repeat; k++ {
+		r, err := co.Run(ctx, ins)
+		if err != nil {
+			return err
+		}
+		rep.LatenciesMS = append(rep.LatenciesMS, float64(r.Latency.Microseconds())/1e3)
+		if res == nil || r.Latency < res.Latency || k == rf.repeat-1 {
+			res = r
+		}
+	}
+	rep.LatencyMS = coordinator.Median(rep.LatenciesMS)
+	rep.Nodes, rep.Devices = coordinator.Compare(p.Prediction, tl, res)
+	for i, o := range res.Outputs {
+		rep.Outputs = append(rep.Outputs, outputInfo{Name: pr.Graph.Outputs[i].Name, Shape: o.Shape})
+	}
+	if len(res.Outputs) > 0 {
+		rep.Top5 = topK(res.Outputs[0], 5)
+	}
+	if rf.outDir != "" {
+		if err := writeOutputs(rf.outDir, pr.Graph, res.Outputs); err != nil {
+			return err
+		}
+	}
+	if rf.asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printRun(cmd.OutOrStdout(), rep, spec, rf.verbose)
+	return nil
+}
+
+// planHash identifies a plan's partitioning (not its prediction): workers
+// holding a deployment of the same hash are not deployed again.
+func planHash(p *plan.Plan) string {
+	c := *p
+	c.Prediction = nil
+	c.Nodes = make([]plan.NodePlan, len(p.Nodes))
+	for i, n := range p.Nodes {
+		n.ComputeMS, n.CommMS = nil, 0
+		c.Nodes[i] = n
+	}
+	c.Cluster = nil
+	b, _ := json.Marshal(struct {
+		Plan    plan.Plan
+		Devices int
+	}{c, p.Cluster.N()})
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+func logLevelOf(cmd *cobra.Command) string {
+	if f := cmd.Flag("log-level"); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+func printRun(w io.Writer, r runReport, spec *cluster.Spec, nodes bool) {
+	fmt.Fprintf(w, "model %s, strategy %s, %d devices, emulation %s", r.Model, r.Strategy, len(r.Devices), r.Emulation)
+	if r.Bandwidth != "" {
+		fmt.Fprintf(w, " (%s links)", r.Bandwidth)
+	}
+	if r.TLS {
+		fmt.Fprint(w, ", mutual TLS")
+	}
+	fmt.Fprintln(w)
+	if len(r.Deployed) > 0 {
+		fmt.Fprintf(w, "deployed to %s in %.0f ms\n", strings.Join(r.Deployed, ", "), r.DeployMS)
+	} else {
+		fmt.Fprintln(w, "workers already held this plan; not re-deployed")
+	}
+	for i, o := range r.Outputs {
+		fmt.Fprintf(w, "output %d %q: %v\n", i, o.Name, o.Shape)
+	}
+	if len(r.Top5) > 0 {
+		fmt.Fprintln(w, "top-5:")
+		for _, c := range r.Top5 {
+			fmt.Fprintf(w, "  class %4d  score %9.4f  p=%.4f\n", c.Class, c.Score, c.Prob)
+		}
+	}
+	if len(r.LatenciesMS) > 1 {
+		fmt.Fprintf(w, "latency %.2f ms (median of %d), predicted %.2f ms\n", r.LatencyMS, len(r.LatenciesMS), r.PredictedLatencyMS)
+	} else {
+		fmt.Fprintf(w, "latency %.2f ms, predicted %.2f ms\n", r.LatencyMS, r.PredictedLatencyMS)
+	}
+	if nodes {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "node\top\tpredicted ms\tmeasured ms\t")
+		for _, n := range r.Nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t\n", n.Node, n.Op, n.PredictedMS, n.MeasuredMS)
+		}
+		tw.Flush()
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "device\tpeak memory (VmHWM)\tpredicted\tweights\tGo heap\tcompute ms\tpredicted\t")
+	for _, d := range r.Devices {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", d.Name, humanBytes(d.PeakMemoryBytes), humanBytes(d.PredictedPeakMemoryBytes),
+			humanBytes(d.WeightBytes), humanBytes(d.HeapBytes), d.MeasuredComputeMS, d.PredictedComputeMS)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/signal"
+	"slices"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/transport"
+	"github.com/iop-edge/iop/internal/worker"
+)
+
+// tlsFlags are the mutual-TLS file flags of `iop worker` and `iop run`.
+type tlsFlags struct{ files transport.TLSFiles }
+
+func (t *tlsFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&t.files.CA, "tls-ca", "", "cluster CA certificate (PEM); with --tls-cert and --tls-key enables mutual TLS")
+	f.StringVar(&t.files.Cert, "tls-cert", "", "this party's certificate (PEM, signed by the cluster CA)")
+	f.StringVar(&t.files.Key, "tls-key", "", "this party's private key (PEM)")
+}
+
+func newWorkerCmd() *cobra.Command {
+	var (
+		listen   string
+		name     string
+		memLimit string
+		threads  int
+		fault    string
+		maxFrame int
+		tf       tlsFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "worker --listen ADDR [--name NAME] [--memory-limit BYTES]",
+		Short: "Run a device's worker daemon (one per device)",
+		Long: `Runs the worker of one device. A coordinator ('iop run') connects to it,
+streams it its program and only its own weight shards, and sends requests;
+the workers exchange activations with each other directly over a full mesh
+of TCP connections (mutual TLS with --tls-ca/--tls-cert/--tls-key).
+
+The worker prints "listening on ADDR" once it accepts connections and stops
+cleanly on SIGTERM or SIGINT. With --memory-limit a deployment whose weight
+shard and activations do not fit is refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var lim int64
+			if memLimit != "" {
+				v, err := cluster.ParseBytes(memLimit)
+				if err != nil {
+					return usageError{fmt.Errorf("--memory-limit: %w", err)}
+				}
+				lim = v
+			}
+			if fault != "" && !slices.Contains(worker.Faults, fault) {
+				return usageError{fmt.Errorf("--fault %q: want one of %v", fault, worker.Faults)}
+			}
+			opt := worker.Options{Name: name, MemoryLimit: lim, Threads: threads, Fault: fault,
+				Limits: transport.Limits{MaxFrame: maxFrame}}
+			if tf.files.Enabled() {
+				cfg, err := tf.files.Config()
+				if err != nil {
+					return err
+				}
+				opt.TLS = cfg
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			srv := worker.New(ln, opt)
+			fmt.Fprintf(cmd.OutOrStdout(), "listening on %s\n", ln.Addr())
+			slog.Info("worker started", "name", name, "addr", ln.Addr().String(), "memory_limit", lim, "tls", opt.TLS != nil)
+			err = srv.Serve(ctx)
+			slog.Info("worker stopped", "name", name)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", ":7070", "address to listen on (host:port; port 0 picks one)")
+	f.StringVar(&name, "name", "", "device name for messages (default: the listen address)")
+	f.StringVar(&memLimit, "memory-limit", "", "refuse deployments that need more memory than this (e.g. 512MiB)")
+	f.IntVar(&threads, "threads", 0, "kernel threads (0: as the coordinator says, else all cores)")
+	f.IntVar(&maxFrame, "max-frame", transport.DefaultMaxFrame, "largest frame payload accepted, in bytes")
+	f.StringVar(&fault, "fault", "", "inject a fault for testing: "+fmt.Sprint(worker.Faults))
+	f.MarkHidden("fault")
+	tf.register(cmd)
+	return cmd
+}
