@@ -70,6 +70,6 @@ slice of the model, or on one device. MODEL is an .onnx file or a zoo name
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	root.AddCommand(newInferCmd(), newInspectCmd(), newZooCmd(), newPlanCmd(), newBenchCmd(), newTestbedCmd(), newProfileCmd())
+	root.AddCommand(newInferCmd(), newInspectCmd(), newZooCmd(), newPlanCmd(), newBenchCmd(), newTestbedCmd(), newWorkerCmd(), newRunCmd(), newProfileCmd())
 	return root
 }
