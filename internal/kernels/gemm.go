@@ -13,6 +13,13 @@ var (
 // minParallelWork is the m*n*k below which a GEMM runs on one thread.
 const minParallelWork = 64 * 64 * 64
 
+// Products with at most smallDim rows (or columns) and a large other
+// operand (at least minGemvSplit elements) run as matrix-vector products.
+const (
+	smallDim     = 3
+	minGemvSplit = 1 << 16
+)
+
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices, where
 // op(A) is m×k and op(B) is k×n; op(X) is X or its transpose. lda, ldb, ldc
 // are the row strides of A, B, C as stored. When beta is 0, C is not read.
@@ -29,6 +36,29 @@ func Sgemm(p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32
 	}
 	if m == 1 || n == 1 {
 		gemv(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// A few rows (columns) against a large matrix, e.g. a fully connected
+	// layer at batch 2-3: one matrix-vector product per row (column) reads the
+	// large operand a few times instead of packing it.
+	if m <= smallDim && n*k >= minGemvSplit {
+		for i := 0; i < m; i++ {
+			ai := a[i*lda:]
+			if transA {
+				ai = a[i:]
+			}
+			gemv(p, transA, transB, 1, n, k, alpha, ai, lda, b, ldb, beta, c[i*ldc:], ldc)
+		}
+		return
+	}
+	if n <= smallDim && m*k >= minGemvSplit {
+		for j := 0; j < n; j++ {
+			bj := b[j:]
+			if transB {
+				bj = b[j*ldb:]
+			}
+			gemv(p, transA, transB, m, 1, k, alpha, a, lda, bj, ldb, beta, c[j:], ldc)
+		}
 		return
 	}
 	s := getScratch(ceilDiv(m, mr) * mr * k)

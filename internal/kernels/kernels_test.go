@@ -59,7 +59,7 @@ func gemmCases(r *rand.Rand) []gemmCase {
 			alphas[r.IntN(3)], betas[r.IntN(3)], r.IntN(3)})
 	}
 	for _, s := range [][3]int{{1, 1, 1}, {1, 1000, 300}, {1000, 1, 300}, {6, 16, 1}, {7, 17, 257}, {128, 3136 / 4, 576},
-		{300, 200, 600}, {150, 513, 260}, {513, 40, 520}, {64, 49, 4608 / 8}, {2, 2000, 3}} {
+		{300, 200, 600}, {150, 513, 260}, {513, 40, 520}, {64, 49, 4608 / 8}, {2, 2000, 3}, {2, 600, 300}, {700, 3, 200}, {3, 300, 400}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
 				cs = append(cs, gemmCase{ta, tb, s[0], s[1], s[2], alphas[r.IntN(3)], betas[r.IntN(3)], r.IntN(3)})
