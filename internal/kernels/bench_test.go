@@ -145,3 +145,53 @@ func BenchmarkConv(b *testing.B) {
 		}
 	}
 }
+
+// resnet18Convs lists the convolutions of ResNet-18 at 224×224, batch 1.
+func resnet18Convs() []ConvParams {
+	var cs []ConvParams
+	add := func(inC, h, outC, k, s, pad int) { cs = append(cs, convShape("", inC, h, outC, k, s, pad, 1).p) }
+	add(3, 224, 64, 7, 2, 3)
+	for i := 0; i < 4; i++ {
+		add(64, 56, 64, 3, 1, 1)
+	}
+	for _, st := range [][2]int{{64, 56}, {128, 28}, {256, 14}} {
+		inC, h := st[0], st[1]
+		add(inC, h, 2*inC, 3, 2, 1)
+		add(inC, h, 2*inC, 1, 2, 0)
+		for i := 0; i < 3; i++ {
+			add(2*inC, h/2, 2*inC, 3, 1, 1)
+		}
+	}
+	return cs
+}
+
+// BenchmarkResNet18Convs runs all convolutions of ResNet-18 (batch 1, about
+// 3.6 GFLOP, 90% of the network's work) back to back.
+func BenchmarkResNet18Convs(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	type layer struct {
+		conv    *Conv
+		in, out []float32
+	}
+	var layers []layer
+	var flops float64
+	for _, p := range resnet18Convs() {
+		conv, err := NewConv(p, randSlice(r, p.OutC*p.InC/p.Group*p.KH*p.KW), randSlice(r, p.OutC), Act{Kind: ActRelu})
+		if err != nil {
+			b.Fatal(err)
+		}
+		layers = append(layers, layer{conv, randSlice(r, p.InC*p.InH*p.InW), make([]float32, p.OutC*p.OutH*p.OutW)})
+		flops += 2 * float64(p.OutC*p.OutH*p.OutW) * float64(p.InC/p.Group*p.KH*p.KW)
+	}
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("t%d", threads), func(b *testing.B) {
+			pool := NewPool(threads)
+			defer pool.Close()
+			runFlops(b, flops, threads, func() {
+				for _, l := range layers {
+					l.conv.Run(pool, l.in, l.out)
+				}
+			})
+		})
+	}
+}
