@@ -81,9 +81,11 @@ func newTestbedUpCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			printBed(out, b)
-			fmt.Fprintf(out, "\nStart a worker in a device (network namespace and cgroup limits):\n")
-			fmt.Fprintf(out, "  iop testbed exec --prefix %s dev0 -- iop worker --listen %s:%d\n", b.Prefix(), b.Devices[0].Addr, port)
-			fmt.Fprintf(out, "or in its network namespace only (no CPU/memory limits):\n")
+			fmt.Fprintf(out, "\nStart the workers inside the devices (network namespace and cgroup limits):\n")
+			for _, d := range b.Devices {
+				fmt.Fprintf(out, "  iop testbed exec --prefix %s %s -- iop worker --listen %s:%d --name %s\n", b.Prefix(), d.Name, d.Addr, port, d.Name)
+			}
+			fmt.Fprintf(out, "or in a device's network namespace only (no CPU/memory limits):\n")
 			fmt.Fprintf(out, "  ip netns exec %s iop worker --listen %s:%d\n", b.Devices[0].Namespace, b.Devices[0].Addr, port)
 			if b.HostAddr != "" {
 				fmt.Fprintf(out, "The host reaches the devices from %s (interface %s).\n", b.HostAddr, b.HostIface)
@@ -109,7 +111,7 @@ func newTestbedUpCmd() *cobra.Command {
 	f.IntVar(&subnet, "subnet", 0, "use 10.N.0.0/24 (0: pick a free one)")
 	f.BoolVar(&noHostLink, "no-host-link", false, "do not connect the host to the bridge (then run everything inside device namespaces)")
 	f.StringVar(&writeCluster, "write-cluster", "", "also write a cluster spec YAML with the devices' addresses")
-	f.IntVar(&port, "port", 7000, "worker port used in the printed commands and the written spec")
+	f.IntVar(&port, "port", 7070, "worker port used in the printed commands and the written spec")
 	return cmd
 }
 
