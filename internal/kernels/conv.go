@@ -149,83 +149,100 @@ type im2col struct {
 	in []float32 // the group's input channels
 }
 
-// segment is a run of panel columns that lie on one output row.
-type segment struct {
-	c0, n    int // panel columns c0..c0+n-1
-	iy0, ix0 int // input coordinates of the first column for ky = kx = 0
-}
-
 func (s *im2col) pack(dst []float32, pc, kc, j0, nc int) {
 	for jp := 0; jp*nr < nc; jp++ {
 		s.panel(dst[jp*kc*nr:(jp+1)*kc*nr], pc, kc, j0+jp*nr, min(nr, nc-jp*nr))
 	}
 }
 
+// panel packs rows [pc,pc+kc) × columns [j0,j0+w) of the implicit im2col
+// matrix as one 16-column panel. Rows are visited per kernel tap (ky,kx):
+// the 16 source offsets of a tap are the same in every input channel, so
+// they are classified once and the channel loop only copies. For most taps
+// the valid columns are an arithmetic sequence in memory (stride StrideW,
+// also across output-row boundaries when OutW == InW): those copy 16
+// consecutive (or strided) values and zero the few padding columns.
 func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 	p := s.p
-	H, W := p.InH, p.InW
-	sw, dh, dw := p.StrideW, p.DilH, p.DilW
-	var segs [nr]segment
-	ns := 0
-	for c := 0; c < w; {
+	in := s.in
+	W, hw := p.InW, p.InH*p.InW
+	sw := p.StrideW
+	khw := p.KH * p.KW
+	var iy0, ix0 [nr]int
+	for c := 0; c < w; c++ {
 		pix := j0 + c
 		oy, ox := pix/p.OutW, pix%p.OutW
-		n := min(w-c, p.OutW-ox)
-		segs[ns] = segment{c0: c, n: n, iy0: oy*p.StrideH - p.PadT, ix0: ox*sw - p.PadL}
-		ns++
-		c += n
+		iy0[c] = oy*p.StrideH - p.PadT
+		ix0[c] = ox*sw - p.PadL
 	}
-	sg := segs[:ns]
-	khw := p.KH * p.KW
-	ic, r := pc/khw, pc%khw
-	ky, kx := r/p.KW, r%p.KW
-	in := s.in
-	for l := 0; l < kc; l++ {
-		d := dst[l*nr : l*nr+nr]
-		if w < nr {
-			clear(d[w:])
+	end := pc + kc
+	for r := 0; r < khw; r++ {
+		ky, kx := r/p.KW, r%p.KW
+		icStart := 0
+		if pc > r {
+			icStart = ceilDiv(pc-r, khw)
 		}
-		chOff := ic * H * W
-		for _, sgm := range sg {
-			dd := d[sgm.c0 : sgm.c0+sgm.n]
-			iy := sgm.iy0 + ky*dh
-			if uint(iy) >= uint(H) {
-				clear(dd)
+		icEnd := ceilDiv(end-r, khw)
+		if icStart >= icEnd {
+			continue
+		}
+		// Classify the columns of this tap.
+		var off [nr]int
+		var valid [nr]bool
+		var zero [nr]uint8 // columns to zero
+		nzero := 0
+		first := -1
+		regular := true
+		for c := 0; c < nr; c++ {
+			iy, ix := 0, 0
+			if c < w {
+				iy, ix = iy0[c]+ky*p.DilH, ix0[c]+kx*p.DilW
+			}
+			if c >= w || uint(iy) >= uint(p.InH) || uint(ix) >= uint(W) {
+				zero[nzero] = uint8(c)
+				nzero++
 				continue
 			}
-			row := in[chOff+iy*W : chOff+iy*W+W]
-			ix := sgm.ix0 + kx*dw
-			if sw == 1 {
-				if ix >= 0 && ix+sgm.n <= W {
-					if sgm.n == nr {
-						*(*[nr]float32)(dd) = *(*[nr]float32)(row[ix:])
-					} else {
-						copy(dd, row[ix:ix+sgm.n])
-					}
-					continue
-				}
-				for t := range dd {
-					if x := ix + t; uint(x) < uint(W) {
-						dd[t] = row[x]
-					} else {
-						dd[t] = 0
-					}
-				}
+			off[c] = iy*W + ix
+			valid[c] = true
+			if first < 0 {
+				first = c
+			} else if off[c] != off[first]+sw*(c-first) {
+				regular = false
+			}
+		}
+		base := 0
+		if first >= 0 {
+			base = off[first] - sw*first // source of column 0
+		}
+		row := icStart*khw + r - pc
+		for ic := icStart; ic < icEnd; ic, row = ic+1, row+khw {
+			d := (*[nr]float32)(dst[row*nr : row*nr+nr])
+			if first < 0 {
+				*d = [nr]float32{}
 				continue
 			}
-			for t := range dd {
-				if x := ix + t*sw; uint(x) < uint(W) {
-					dd[t] = row[x]
+			src := ic*hw + base
+			if regular && src >= 0 && src+sw*(nr-1) < len(in) {
+				if sw == 1 {
+					*d = *(*[nr]float32)(in[src : src+nr])
 				} else {
-					dd[t] = 0
+					sv := in[src : src+sw*(nr-1)+1]
+					for c := range d {
+						d[c] = sv[c*sw]
+					}
 				}
+				for _, c := range zero[:nzero] {
+					d[c] = 0
+				}
+				continue
 			}
-		}
-		if kx++; kx == p.KW {
-			kx = 0
-			if ky++; ky == p.KH {
-				ky = 0
-				ic++
+			*d = [nr]float32{}
+			chOff := ic * hw
+			for c := 0; c < w; c++ {
+				if valid[c] {
+					d[c] = in[chOff+off[c]]
+				}
 			}
 		}
 	}
