@@ -3,6 +3,7 @@ package planner
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/iop-edge/iop/internal/cluster"
@@ -49,13 +50,28 @@ func hetero(n int, bw float64) *cluster.Spec {
 	return s
 }
 
+// deviceCounts is n = 1..4 for every model plus 5..8 for two of them;
+// IOP_LONG_TESTS=1 runs n = 1..8 everywhere.
+func deviceCounts(model string) []int {
+	if os.Getenv("IOP_LONG_TESTS") == "1" {
+		return []int{1, 2, 3, 4, 5, 6, 7, 8}
+	}
+	switch model {
+	case "tiny-resnet":
+		return []int{1, 2, 3, 4, 5, 7}
+	case "tiny-inception":
+		return []int{1, 2, 3, 4, 6, 8}
+	}
+	return []int{1, 2, 3, 4}
+}
+
 func TestStrategiesMatchSingleDevice(t *testing.T) {
 	models := []string{"tiny-vgg", "tiny-alexnet", "tiny-resnet", "tiny-mobilenet", "tiny-squeezenet", "tiny-inception", "tiny-densenet"}
 	for _, m := range models {
 		g, x := optimized(t, m)
 		want := reference(t, g, x)
 		for _, strategy := range Strategies {
-			for n := 1; n <= 4; n++ {
+			for _, n := range deviceCounts(m) {
 				for _, het := range []bool{false, true} {
 					name := fmt.Sprintf("%s/%s/n%d/het=%v", m, strategy, n, het)
 					spec := cluster.Uniform(n, 4, 0, 12.5e6, 0.2)
