@@ -274,3 +274,29 @@ func TestPool(t *testing.T) {
 		}
 	}
 }
+
+// NaN inputs must give NaN outputs (not be clamped away) on every path.
+func TestNaNPropagates(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, act := range []Act{{Kind: ActNone}, {Kind: ActRelu}, {Kind: ActClip, Alpha: 0, Beta: 6}} {
+		for _, g := range []int{1, 8} { // GEMM and depthwise paths
+			p := ConvParams{InC: 8, InH: 9, InW: 9, OutC: 8, OutH: 9, OutW: 9, KH: 3, KW: 3,
+				StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, PadT: 1, PadL: 1, Group: g}
+			w := make([]float32, 8*8/g*9)
+			for i := range w {
+				w[i] = 1
+			}
+			conv, err := NewConv(p, w, nil, act)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := make([]float32, 8*81)
+			in[4*9+4] = nan // channel 0, centre
+			out := make([]float32, 8*81)
+			conv.Run(nil, in, out)
+			if v := out[4*9+4]; !math.IsNaN(float64(v)) {
+				t.Errorf("act %v group %d: output %v, want NaN", act.Kind, g, v)
+			}
+		}
+	}
+}

@@ -110,7 +110,8 @@ func sgemmKernel(name string, nvec int) {
 		}
 	}
 	Label("noaccum")
-	// Epilogue: add the per-row bias and clamp to [lo, hi].
+	// Epilogue: add the per-row bias and clamp to [lo, hi]. The value is the
+	// second source of VMAXPS/VMINPS so that NaN propagates.
 	TESTQ(U32(2), flags)
 	JE(LabelRef("store"))
 	pbias := Load(Param("bias"), reg.R11)
@@ -123,8 +124,8 @@ func sgemmKernel(name string, nvec int) {
 		for h := 0; h < nvec; h++ {
 			y := acc[nvec*r+h]
 			VADDPS(reg.Y14, y, y)
-			VMAXPS(reg.Y12, y, y)
-			VMINPS(reg.Y13, y, y)
+			VMAXPS(y, reg.Y12, y)
+			VMINPS(y, reg.Y13, y)
 		}
 	}
 	Label("store")
@@ -377,10 +378,10 @@ func dw3x3s1() {
 				VFMADD231PS(Mem{Base: rows[ky], Disp: 4*kx + 32}, w[3*ky+kx], a1)
 			}
 		}
-		VMAXPS(lo, a0, a0)
-		VMAXPS(lo, a1, a1)
-		VMINPS(hi, a0, a0)
-		VMINPS(hi, a1, a1)
+		VMAXPS(a0, lo, a0)
+		VMAXPS(a1, lo, a1)
+		VMINPS(a0, hi, a0)
+		VMINPS(a1, hi, a1)
 		VMOVUPS(a0, Mem{Base: out})
 		VMOVUPS(a1, Mem{Base: out, Disp: 32})
 		for r := 0; r < 3; r++ {
@@ -398,8 +399,8 @@ func dw3x3s1() {
 				VFMADD231PS(Mem{Base: rows[ky], Disp: 4 * kx}, w[3*ky+kx], a0)
 			}
 		}
-		VMAXPS(lo, a0, a0)
-		VMINPS(hi, a0, a0)
+		VMAXPS(a0, lo, a0)
+		VMINPS(a0, hi, a0)
 		VMOVUPS(a0, Mem{Base: out})
 		Label("s1_next")
 	}, func() { w, bias, lo, hi = dwSetup() })
@@ -428,8 +429,8 @@ func dw3x3s2() {
 			VSHUFPS(Imm(0x88), Mem{Base: r, Disp: 40}, a, t)
 			VFMADD231PS(t, w[3*ky+2], acc)
 		}
-		VMAXPS(lo, acc, acc)
-		VMINPS(hi, acc, acc)
+		VMAXPS(acc, lo, acc)
+		VMINPS(acc, hi, acc)
 		VPERMPD(Imm(0xD8), acc, acc)
 		VMOVUPS(acc, Mem{Base: out})
 		for r := 0; r < 3; r++ {
