@@ -19,7 +19,8 @@ type ConvParams struct {
 }
 
 // Conv is a convolution with prepared (packed) weights, bias and a fused
-// activation. It is safe for sequential reuse, not for concurrent Run calls.
+// activation. Run keeps no state in the Conv, so a Conv may be reused and
+// run concurrently.
 //
 // Ordinary and grouped convolutions run as one GEMM per group: the weights
 // of the group, OutC/Group × (InC/Group·KH·KW), are packed once by NewConv as
@@ -155,25 +156,41 @@ func (s *im2col) pack(dst []float32, pc, kc, j0, nc int) {
 	}
 }
 
+// segment is a run of panel columns that lie on one output row.
+type segment struct {
+	c0, n    int // panel columns c0..c0+n-1
+	iy0, ix0 int // input coordinates of column c0 for ky = kx = 0
+}
+
+// tapSeg is a segment's valid part for one kernel tap.
+type tapSeg struct {
+	c0, lo, hi int // columns c0+lo .. c0+hi-1 are inside the image
+	off        int // channel offset of column c0 (for t = 0)
+}
+
 // panel packs rows [pc,pc+kc) × columns [j0,j0+w) of the implicit im2col
 // matrix as one 16-column panel. Rows are visited per kernel tap (ky,kx):
 // the 16 source offsets of a tap are the same in every input channel, so
-// they are classified once and the channel loop only copies. For most taps
-// the valid columns are an arithmetic sequence in memory (stride StrideW,
-// also across output-row boundaries when OutW == InW): those copy 16
-// consecutive (or strided) values and zero the few padding columns.
+// they are classified once (per run of columns on one output row) and the
+// channel loop only copies. For most taps the valid columns are an
+// arithmetic sequence in memory (stride StrideW, also across output-row
+// boundaries when OutW == InW): those copy 16 consecutive (or strided)
+// values and zero the few padding columns.
 func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 	p := s.p
 	in := s.in
 	W, hw := p.InW, p.InH*p.InW
 	sw := p.StrideW
 	khw := p.KH * p.KW
-	var iy0, ix0 [nr]int
-	for c := 0; c < w; c++ {
+	var segs [nr]segment
+	ns := 0
+	for c := 0; c < w; {
 		pix := j0 + c
 		oy, ox := pix/p.OutW, pix%p.OutW
-		iy0[c] = oy*p.StrideH - p.PadT
-		ix0[c] = ox*sw - p.PadL
+		n := min(w-c, p.OutW-ox)
+		segs[ns] = segment{c0: c, n: n, iy0: oy*p.StrideH - p.PadT, ix0: ox*sw - p.PadL}
+		ns++
+		c += n
 	}
 	end := pc + kc
 	for r := 0; r < khw; r++ {
@@ -187,38 +204,54 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 			continue
 		}
 		// Classify the columns of this tap.
-		var off [nr]int
-		var valid [nr]bool
+		var ts [nr]tapSeg
+		nts := 0
 		var zero [nr]uint8 // columns to zero
 		nzero := 0
-		first := -1
 		regular := true
-		for c := 0; c < nr; c++ {
-			iy, ix := 0, 0
-			if c < w {
-				iy, ix = iy0[c]+ky*p.DilH, ix0[c]+kx*p.DilW
+		base := 0 // channel offset of column 0 if regular
+		for _, sg := range segs[:ns] {
+			iy := sg.iy0 + ky*p.DilH
+			ix := sg.ix0 + kx*p.DilW
+			lo, hi := 0, 0
+			if uint(iy) < uint(p.InH) {
+				// Columns t with 0 <= ix + t*sw < W.
+				if ix < 0 {
+					lo = ceilDiv(-ix, sw)
+				}
+				hi = min(sg.n, max(0, ceilDiv(W-ix, sw)))
 			}
-			if c >= w || uint(iy) >= uint(p.InH) || uint(ix) >= uint(W) {
-				zero[nzero] = uint8(c)
+			if lo >= hi {
+				lo, hi = 0, 0
+			}
+			for t := 0; t < lo; t++ {
+				zero[nzero] = uint8(sg.c0 + t)
 				nzero++
+			}
+			for t := hi; t < sg.n; t++ {
+				zero[nzero] = uint8(sg.c0 + t)
+				nzero++
+			}
+			if lo == hi {
 				continue
 			}
-			off[c] = iy*W + ix
-			valid[c] = true
-			if first < 0 {
-				first = c
-			} else if off[c] != off[first]+sw*(c-first) {
+			off := iy*W + ix
+			if nts == 0 {
+				base = off - sw*sg.c0
+			} else if off != base+sw*sg.c0 {
 				regular = false
 			}
+			ts[nts] = tapSeg{c0: sg.c0, lo: lo, hi: hi, off: off}
+			nts++
 		}
-		base := 0
-		if first >= 0 {
-			base = off[first] - sw*first // source of column 0
+		for c := w; c < nr; c++ {
+			zero[nzero] = uint8(c)
+			nzero++
 		}
 		row := icStart*khw + r - pc
 		for ic := icStart; ic < icEnd; ic, row = ic+1, row+khw {
 			d := (*[nr]float32)(dst[row*nr : row*nr+nr])
-			if first < 0 {
+			if nts == 0 {
 				*d = [nr]float32{}
 				continue
 			}
@@ -227,10 +260,7 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 				if sw == 1 {
 					*d = *(*[nr]float32)(in[src : src+nr])
 				} else {
-					sv := in[src : src+sw*(nr-1)+1]
-					for c := range d {
-						d[c] = sv[c*sw]
-					}
+					gatherStrided(d, in[src:src+sw*(nr-1)+1], sw)
 				}
 				for _, c := range zero[:nzero] {
 					d[c] = 0
@@ -239,12 +269,24 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 			}
 			*d = [nr]float32{}
 			chOff := ic * hw
-			for c := 0; c < w; c++ {
-				if valid[c] {
-					d[c] = in[chOff+off[c]]
+			for _, t := range ts[:nts] {
+				for j := t.lo; j < t.hi; j++ {
+					d[t.c0+j] = in[chOff+t.off+j*sw]
 				}
 			}
 		}
+	}
+}
+
+// gatherStrided sets d[c] = src[c*stride] for c < 16.
+func gatherStrided(d *[nr]float32, src []float32, stride int) {
+	if stride == 2 && gather16s2 != nil {
+		gather16s2(d, src)
+		return
+	}
+	src = src[:(nr-1)*stride+1]
+	for c := range d {
+		d[c] = src[c*stride]
 	}
 }
 

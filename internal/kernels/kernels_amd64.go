@@ -14,6 +14,7 @@ func init() {
 	axpy = axpyAVX2
 	dw3x3 = dw3x3AVX2
 	peakFMA = peakFMAAVX2
+	gather16s2 = gather16s2AVX2
 	kernName = "avx2-fma"
 }
 
@@ -58,4 +59,9 @@ func dw3x3AVX2(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w 
 	} else {
 		dw3x3s2AVX2(rows, n, &out[0], ldo, &in[0], ldi, &w[0], bias, lo, hi)
 	}
+}
+
+func gather16s2AVX2(d *[nr]float32, src []float32) {
+	_ = src[2*nr-2]
+	gather16s2Asm(&d[0], &src[0])
 }

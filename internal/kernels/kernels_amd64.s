@@ -802,3 +802,19 @@ s2_next:
 dw3x3s2AVX2_done:
 	VZEROUPPER
 	RET
+
+// func gather16s2Asm(dst *float32, src *float32)
+// Requires: AVX, AVX2
+TEXT ·gather16s2Asm(SB), NOSPLIT, $0-16
+	MOVQ    dst+0(FP), AX
+	MOVQ    src+8(FP), CX
+	VMOVUPS (CX), Y0
+	VSHUFPS $0x88, 32(CX), Y0, Y0
+	VPERMPD $0xd8, Y0, Y0
+	VMOVUPS Y0, (AX)
+	VMOVUPS 64(CX), Y0
+	VSHUFPS $0xd8, 92(CX), Y0, Y0
+	VPERMPD $0xd8, Y0, Y0
+	VMOVUPS Y0, 32(AX)
+	VZEROUPPER
+	RET

@@ -300,3 +300,17 @@ func TestNaNPropagates(t *testing.T) {
 		}
 	}
 }
+
+func TestGatherStrided(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, stride := range []int{1, 2, 3} {
+		src := randSlice(r, (nr-1)*stride+1) // exactly the elements needed
+		var d [nr]float32
+		gatherStrided(&d, src, stride)
+		for c := range d {
+			if d[c] != src[c*stride] {
+				t.Fatalf("stride %d: d[%d] = %v, want %v", stride, c, d[c], src[c*stride])
+			}
+		}
+	}
+}

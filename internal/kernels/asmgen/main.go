@@ -27,6 +27,7 @@ func main() {
 	saxpy()
 	dw3x3s1()
 	dw3x3s2()
+	gather16s2()
 	Generate()
 }
 
@@ -441,4 +442,27 @@ func dw3x3s2() {
 		JMP(LabelRef("s2_loop"))
 		Label("s2_next")
 	}, func() { w, bias, lo, hi = dwSetup() })
+}
+
+// gather16s2 generates a stride-2 gather of 16 floats, used to pack im2col
+// panels of stride-2 convolutions. It never reads past src[30].
+func gather16s2() {
+	TEXT("gather16s2Asm", NOSPLIT, "func(dst, src *float32)")
+	Doc("gather16s2Asm sets dst[c] = src[2c] for c < 16, reading only src[0:31].")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	a, t := YMM(), YMM()
+	// Outputs 0..7: even elements of src[0:8] and src[8:16].
+	VMOVUPS(Mem{Base: src}, a)
+	VSHUFPS(Imm(0x88), Mem{Base: src, Disp: 32}, a, t)
+	VPERMPD(Imm(0xD8), t, t)
+	VMOVUPS(t, Mem{Base: dst})
+	// Outputs 8..15: even elements of src[16:24] and odd elements of
+	// src[23:31] (imm 0xD8 picks lanes 0,2 of the first, 1,3 of the second).
+	VMOVUPS(Mem{Base: src, Disp: 64}, a)
+	VSHUFPS(Imm(0xD8), Mem{Base: src, Disp: 92}, a, t)
+	VPERMPD(Imm(0xD8), t, t)
+	VMOVUPS(t, Mem{Base: dst, Disp: 32})
+	VZEROUPPER()
+	RET()
 }
