@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -138,39 +137,4 @@ func measure(ctx context.Context, ln net.Listener, dial func() (net.Conn, error)
 		return 0, r.err
 	}
 	return r.rate, ctx.Err()
-}
-
-// Sink reads r to EOF and returns the rate in bytes per second, counted
-// from warmup after the first byte to the last.
-func Sink(r io.Reader, warmup time.Duration) (float64, error) {
-	buf := make([]byte, 256<<10)
-	var first time.Time
-	var counted int64
-	var from time.Time
-	last := time.Now()
-	for {
-		n, err := r.Read(buf)
-		now := time.Now()
-		if n > 0 {
-			if first.IsZero() {
-				first = now
-			}
-			if from.IsZero() && now.Sub(first) >= warmup {
-				from = now
-			} else if !from.IsZero() {
-				counted += int64(n)
-				last = now
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("testbed: receive: %w", err)
-		}
-	}
-	if from.IsZero() || !last.After(from) {
-		return 0, errors.New("testbed: stream too short to measure")
-	}
-	return float64(counted) / last.Sub(from).Seconds(), nil
 }

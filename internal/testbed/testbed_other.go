@@ -44,3 +44,17 @@ func (b *Bed) Dial(ctx context.Context, i int, network, addr string) (net.Conn, 
 func (b *Bed) MeasureBandwidth(ctx context.Context, i, j int, d time.Duration) (float64, error) {
 	return 0, ErrNotLinux
 }
+
+// Leftovers finds nothing: there is no testbed here.
+func Leftovers(prefix string) []string { return nil }
+
+// CPUStat needs Linux.
+func (b *Bed) CPUStat(i int) (map[string]int64, error) { return nil, ErrNotLinux }
+
+// MemoryStat needs Linux.
+func (b *Bed) MemoryStat(i int) (map[string]int64, error) { return nil, ErrNotLinux }
+
+// CommandContext needs Linux.
+func (b *Bed) CommandContext(ctx context.Context, i int, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "false")
+}
