@@ -55,7 +55,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 
 	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/graph"
@@ -71,6 +70,9 @@ type box = partition.Box
 type dpConfig struct {
 	// beam is the most states kept per stage (exact below it).
 	beam int
+	// work bounds states × options per stage (0: no bound), but never
+	// below minBeam states.
+	work, minBeam int
 	// keep is how many of the best final states become candidate plans.
 	keep int
 	// penalty prices a weight byte on each device (seconds per byte).
@@ -144,6 +146,8 @@ type option struct {
 	weights  []int64
 	outBytes []int64
 	holders  []bool // IC: devices holding a partial sum
+	// outPlaces caches the output placements of an owner option.
+	outPlaces []*place
 }
 
 // dpNode is one operator with its options.
@@ -153,7 +157,9 @@ type dpNode struct {
 	outShape tensor.Shape
 	opts     []*option
 	inVals   []int // distinct non-constant input values (value indices)
-	outVals  []int // output value indices (-1: unused output)
+	// dupInputs: some value is read by two inputs.
+	dupInputs bool
+	outVals   []int // output value indices (-1: unused output)
 }
 
 // stepResult is the cost and effect of one option on one input state.
@@ -190,13 +196,29 @@ type dpCtx struct {
 	// (frontier[len(nodes)]: after the last operator).
 	frontier [][]int
 	places   map[string]*place
-	memo     map[string]*stepResult
+	memo     map[memoKey]*stepResult
+	contribs map[contribKey]*contrib
 	limit    []int64
 	overhead int64
 	// candC caches the C layouts offered for a value.
 	candC map[int][]plan.Layout
 	prod  map[string]*graph.Node
 	index map[*graph.Node]int
+	// Statistics of the last run.
+	transitions int
+	misses      int
+	maxStates   int
+	truncated   bool // the beam cut states: the result may not be optimal
+}
+
+// beamAt is the most states kept before operator i: cfg.beam, lowered so
+// that states × options stays within cfg.work.
+func (dp *dpCtx) beamAt(i int) int {
+	b := dp.cfg.beam
+	if i < len(dp.nodes) && dp.cfg.work > 0 {
+		b = min(b, max(dp.cfg.minBeam, dp.cfg.work/max(1, len(dp.nodes[i].opts))))
+	}
+	return b
 }
 
 func newDP(pr *Problem, cfg dpConfig) (*dpCtx, error) {
@@ -205,6 +227,12 @@ func newDP(pr *Problem, cfg dpConfig) (*dpCtx, error) {
 	if cfg.beam <= 0 {
 		cfg.beam = 3000
 	}
+	if cfg.work == 0 {
+		cfg.work = 4000
+	}
+	if cfg.minBeam <= 0 {
+		cfg.minBeam = 64
+	}
 	if cfg.keep <= 0 {
 		cfg.keep = 1
 	}
@@ -212,7 +240,7 @@ func newDP(pr *Problem, cfg dpConfig) (*dpCtx, error) {
 		cfg.penalty = make([]float64, n)
 	}
 	dp := &dpCtx{pr: pr, g: g, n: n, cfg: cfg, valIdx: map[string]int{}, places: map[string]*place{},
-		memo: map[string]*stepResult{}, limit: make([]int64, n), overhead: pr.Params.RuntimeOverheadBytes,
+		memo: map[memoKey]*stepResult{}, contribs: map[contribKey]*contrib{}, limit: make([]int64, n), overhead: pr.Params.RuntimeOverheadBytes,
 		candC: map[int][]plan.Layout{}, prod: g.Producers(), index: map[*graph.Node]int{}}
 	for i, nd := range g.Nodes {
 		dp.index[nd] = i
@@ -272,7 +300,11 @@ func newDP(pr *Problem, cfg dpConfig) (*dpCtx, error) {
 		dn := &dpNode{node: nd, inShapes: shapesOf(g, nd.Inputs), outShape: g.Values[nd.Outputs[0]].Shape}
 		seen := map[int]bool{}
 		for _, in := range nd.Inputs {
-			if v, ok := dp.valIdx[in]; ok && !seen[v] {
+			if v, ok := dp.valIdx[in]; ok {
+				if seen[v] {
+					dn.dupInputs = true
+					continue
+				}
 				seen[v] = true
 				dn.inVals = append(dn.inVals, v)
 			}
@@ -736,44 +768,62 @@ func (dp *dpCtx) icOption(dn *dpNode, in plan.Layout) (*option, error) {
 
 // intern returns the canonical place equal to p.
 func (dp *dpCtx) intern(p *place) *place {
-	var sb strings.Builder
+	if len(p.derived) > 1 {
+		sort.Slice(p.derived, func(a, b int) bool { return lessDerived(p.derived[a], p.derived[b]) })
+	}
+	buf := make([]byte, 0, 64)
+	flags := byte(0)
 	if p.partial {
-		sb.WriteString("P")
-		if p.act {
-			sb.WriteString("a")
+		flags |= 1
+	}
+	if p.act {
+		flags |= 2
+	}
+	buf = append(buf, flags)
+	putBox := func(b box) {
+		if b == nil {
+			buf = append(buf, 0xff)
+			return
+		}
+		buf = append(buf, byte(len(b)))
+		for _, r := range b {
+			buf = binary.AppendUvarint(buf, uint64(r.Lo))
+			buf = binary.AppendUvarint(buf, uint64(r.Hi))
 		}
 	}
 	for d := range p.box {
-		sb.WriteByte('|')
-		if p.box[d] != nil {
-			sb.WriteString(p.box[d].String())
-		}
-		sb.WriteByte('/')
-		if p.owner[d] != nil {
-			sb.WriteString(p.owner[d].String())
-		}
+		putBox(p.box[d])
+		putBox(p.owner[d])
 	}
-	if len(p.derived) > 0 {
-		ds := append([]derivedBox(nil), p.derived...)
-		sort.Slice(ds, func(a, b int) bool {
-			if ds[a].d != ds[b].d {
-				return ds[a].d < ds[b].d
-			}
-			return ds[a].b.String() < ds[b].b.String()
-		})
-		p.derived = ds
-		for _, x := range ds {
-			fmt.Fprintf(&sb, "#%d%s", x.d, x.b.String())
-		}
+	for _, x := range p.derived {
+		buf = append(buf, byte(x.d))
+		putBox(x.b)
 	}
-	k := sb.String()
-	if q, ok := dp.places[k]; ok {
+	if q, ok := dp.places[string(buf)]; ok {
 		return q
 	}
-	p.key = k
+	p.key = string(buf)
 	p.id = int32(len(dp.places))
-	dp.places[k] = p
+	dp.places[p.key] = p
 	return p
+}
+
+func lessDerived(a, b derivedBox) bool {
+	if a.d != b.d {
+		return a.d < b.d
+	}
+	if len(a.b) != len(b.b) {
+		return len(a.b) < len(b.b)
+	}
+	for i := range a.b {
+		if a.b[i].Lo != b.b[i].Lo {
+			return a.b[i].Lo < b.b[i].Lo
+		}
+		if a.b[i].Hi != b.b[i].Hi {
+			return a.b[i].Hi < b.b[i].Hi
+		}
+	}
+	return false
 }
 
 // layoutPlace is the placement of a value of shape sh in layout l.
@@ -798,69 +848,48 @@ func (dp *dpCtx) layoutPlace(l plan.Layout, sh tensor.Shape, dsize int64) (*plac
 
 // --- Emulation of the compiler's transfers and the cost model's timing.
 
-type msg struct {
-	id    int
-	peer  int
+// item is one transfer step of a device in a phase: a local copy (from < 0)
+// or a receive from device from (whose send the simulation derives).
+type item struct {
+	from  int
 	bytes int64
 }
 
-// rop is a non-send step of a phase: a local copy or a receive.
-type rop struct {
-	recv  bool
-	id    int
-	bytes int64
-}
-
-// phase is one batch of the compiler: per device its sends, then its other
-// transfer steps, then its computes.
+// phase is one batch of the compiler: per device the transfers it receives
+// or copies, in order, and the compute it does after them. The senders'
+// order follows the compiler's: receivers in device order, each receiver's
+// items in order; every device sends before it receives.
 type phase struct {
-	sends   [][]msg
-	rest    [][]rop
+	items   [][]item
 	compute []float64
 }
 
-type emu struct {
-	dp     *dpCtx
-	phases []*phase
-	nextID int
-	act    []int64
-}
-
-func (e *emu) begin() *phase {
-	n := e.dp.n
-	ph := &phase{sends: make([][]msg, n), rest: make([][]rop, n), compute: make([]float64, n)}
-	e.phases = append(e.phases, ph)
-	return ph
-}
-
-func (e *emu) transfer(ph *phase, from, to int, bytes int64) {
-	e.nextID++
-	ph.sends[from] = append(ph.sends[from], msg{e.nextID, to, bytes})
-	ph.rest[to] = append(ph.rest[to], rop{recv: true, id: e.nextID, bytes: bytes})
+func (dp *dpCtx) newPhase() *phase {
+	return &phase{items: make([][]item, dp.n), compute: make([]float64, dp.n)}
 }
 
 // obtain emulates compiler.obtain: device d gets region need of the value
-// placed at p (a working copy whose cache it updates).
-func (e *emu) obtain(ph *phase, p *place, d int, need box) {
+// placed at p, appending its transfer steps to items; it returns whether p
+// changed (the region is now cached on d) and the bytes allocated.
+func (dp *dpCtx) obtain(items []item, p *place, d int, need box) ([]item, bool, int64) {
 	if p.partial {
 		panic("planner: obtain on a partial value")
 	}
 	if p.box[d] != nil && p.box[d].Equal(need) {
-		return
+		return items, false, 0
 	}
 	if p.hasDerived(d, need) {
-		return
+		return items, false, 0
 	}
-	e.act[d] += boxBytes(need, p.dsize)
 	covered := 0
 	if p.box[d] != nil {
 		piece := need.Intersect(p.box[d])
 		if !piece.Empty() {
-			ph.rest[d] = append(ph.rest[d], rop{bytes: boxBytes(piece, p.dsize)})
+			items = append(items, item{-1, boxBytes(piece, p.dsize)})
 			covered += piece.Numel()
 		}
 	}
-	for s := 0; s < e.dp.n && covered < need.Numel(); s++ {
+	for s := 0; s < dp.n && covered < need.Numel(); s++ {
 		if s == d || p.owner[s] == nil {
 			continue
 		}
@@ -876,10 +905,11 @@ func (e *emu) obtain(ph *phase, p *place, d int, need box) {
 		if piece.Empty() {
 			continue
 		}
-		e.transfer(ph, s, d, boxBytes(piece, p.dsize))
+		items = append(items, item{s, boxBytes(piece, p.dsize)})
 		covered += piece.Numel()
 	}
 	p.derived = append(p.derived, derivedBox{d, need})
+	return items, true, boxBytes(need, p.dsize)
 }
 
 // subtractBox is partition's subtract: a minus the part inside b, where the
@@ -900,32 +930,34 @@ func subtractBox(a, b box) box {
 	return out
 }
 
-// reduce emulates compiler.reduce: device d receives the sum of boxes[d];
-// it returns the new (non-partial) placement.
-func (e *emu) reduce(p *place, boxes []box, actNode *graph.Node, shape tensor.Shape) *place {
-	ph := e.begin()
-	np := &place{box: make([]box, e.dp.n), owner: make([]box, e.dp.n), dsize: p.dsize}
+// reduce emulates compiler.reduce: device d receives the sum of boxes[d].
+// It returns the phase, the new (non-partial) placement and the bytes
+// allocated per device.
+func (dp *dpCtx) reduce(p *place, boxes []box, actNode *graph.Node) (*phase, *place, []int64) {
+	ph := dp.newPhase()
+	act := make([]int64, dp.n)
+	np := &place{box: make([]box, dp.n), owner: make([]box, dp.n), dsize: p.dsize}
 	for d, need := range boxes {
 		np.box[d] = need
 		if need == nil || need.Empty() {
 			continue
 		}
 		b := boxBytes(need, p.dsize)
-		e.act[d] += b
+		act[d] += b
 		if p.holds(d) {
-			ph.rest[d] = append(ph.rest[d], rop{bytes: b})
+			ph.items[d] = append(ph.items[d], item{-1, b})
 		}
-		for s := 0; s < e.dp.n; s++ {
+		for s := 0; s < dp.n; s++ {
 			if s != d && p.holds(s) {
-				e.transfer(ph, s, d, b)
+				ph.items[d] = append(ph.items[d], item{s, b})
 			}
 		}
 		if p.act && actNode != nil {
-			ph.compute[d] += e.dp.actTime(d, actNode, need.Shape())
+			ph.compute[d] += dp.actTime(d, actNode, need.Shape())
 		}
 		np.owner[d] = need
 	}
-	return np
+	return ph, np, act
 }
 
 // actTime is the time of a deferred fused activation on a region.
@@ -999,34 +1031,51 @@ func (dp *dpCtx) simulate(phases []*phase) float64 {
 	down := make([]float64, n)
 	var medium float64
 	copyRate := dp.pr.Params.CopyBytesPerSec
-	arrival := map[int]float64{}
+	type send struct {
+		to, idx int
+		bytes   int64
+	}
+	sends := make([][]send, n)
 	order := make([]int, n)
+	var arrival [][]float64
 	for _, ph := range phases {
+		for d := range sends {
+			sends[d] = sends[d][:0]
+		}
+		arrival = arrival[:0]
+		for d, items := range ph.items {
+			arrival = append(arrival, make([]float64, len(items)))
+			for j, it := range items {
+				if it.from >= 0 {
+					sends[it.from] = append(sends[it.from], send{d, j, it.bytes})
+				}
+			}
+		}
 		for d := range order {
 			order[d] = d
 		}
 		sort.SliceStable(order, func(a, b int) bool { return clock[order[a]] < clock[order[b]] })
 		for _, d := range order {
-			for _, m := range ph.sends[d] {
-				link := spec.LinkBetween(d, m.peer)
+			for _, m := range sends[d] {
+				link := spec.LinkBetween(d, m.to)
 				dur := float64(m.bytes) / float64(link.Bandwidth)
 				var start float64
 				if spec.Topology == cluster.Shared {
 					start = max(clock[d], medium)
 					medium = start + dur
 				} else {
-					start = max(clock[d], up[d], down[m.peer])
-					up[d], down[m.peer] = start+dur, start+dur
+					start = max(clock[d], up[d], down[m.to])
+					up[d], down[m.to] = start+dur, start+dur
 				}
-				arrival[m.id] = start + dur + link.LatencyMS/1e3
+				arrival[m.to][m.idx] = start + dur + link.LatencyMS/1e3
 			}
 		}
 		for d := 0; d < n; d++ {
-			for _, r := range ph.rest[d] {
-				if r.recv {
-					clock[d] = max(clock[d], arrival[r.id])
+			for j, it := range ph.items[d] {
+				if it.from >= 0 {
+					clock[d] = max(clock[d], arrival[d][j])
 				}
-				clock[d] += float64(r.bytes) / copyRate
+				clock[d] += float64(it.bytes) / copyRate
 			}
 			clock[d] += ph.compute[d]
 		}
@@ -1038,26 +1087,42 @@ func (dp *dpCtx) simulate(phases []*phase) float64 {
 	return t
 }
 
+// memoKey identifies a step: operator, option and the input placements
+// (the first four by id, any others encoded in rest).
+type memoKey struct {
+	i, oi int32
+	ids   [4]int32
+	rest  string
+}
+
+func makeKey(i, oi int, ins []*place) memoKey {
+	k := memoKey{i: int32(i), oi: int32(oi)}
+	for j, p := range ins {
+		if j < len(k.ids) {
+			k.ids[j] = p.id
+			continue
+		}
+		var b []byte
+		for _, q := range ins[j:] {
+			b = binary.LittleEndian.AppendUint32(b, uint32(q.id))
+		}
+		k.rest = string(b)
+		break
+	}
+	return k
+}
+
 // step computes (memoized) the effect of option oi of operator i on the
 // placements ins of its input values.
 func (dp *dpCtx) step(i, oi int, ins []*place) (*stepResult, error) {
-	var kb strings.Builder
-	var buf [4]byte
-	binary.LittleEndian.PutUint32(buf[:], uint32(i))
-	kb.Write(buf[:])
-	binary.LittleEndian.PutUint32(buf[:], uint32(oi))
-	kb.Write(buf[:])
-	for _, p := range ins {
-		binary.LittleEndian.PutUint32(buf[:], uint32(p.id))
-		kb.Write(buf[:])
-	}
-	key := kb.String()
+	key := makeKey(i, oi, ins)
 	if r, ok := dp.memo[key]; ok {
 		if r == nil {
 			return nil, errInvalid
 		}
 		return r, nil
 	}
+	dp.misses++
 	r, err := dp.computeStep(i, oi, ins)
 	if err != nil {
 		dp.memo[key] = nil
@@ -1069,51 +1134,125 @@ func (dp *dpCtx) step(i, oi int, ins []*place) (*stepResult, error) {
 
 var errInvalid = fmt.Errorf("option not valid for this input state")
 
+// contrib is what reading one input contributes to an owner or IC step:
+// a reduce phase if the input is partial, the main phase's transfer steps
+// per device, the input's new placement and the bytes allocated.
+type contrib struct {
+	reduce *phase
+	items  [][]item
+	place  *place
+	act    []int64
+}
+
+type contribKey struct {
+	i, oi, k int32
+	id       int32
+}
+
+// inputContrib computes (memoized) input k's contribution to option oi of
+// operator i when the input is placed at p. Valid when no value is read
+// twice by the operator (then inputs do not share the compiler's cache).
+func (dp *dpCtx) inputContrib(i, oi, k int, p *place) *contrib {
+	key := contribKey{int32(i), int32(oi), int32(k), p.id}
+	if c, ok := dp.contribs[key]; ok {
+		return c
+	}
+	dn := dp.nodes[i]
+	o := dn.opts[oi]
+	in := dn.node.Inputs[k]
+	c := &contrib{items: make([][]item, dp.n), act: make([]int64, dp.n)}
+	if p.partial {
+		boxes := o.needs[k]
+		if overlappingBoxes(boxes) {
+			boxes = dp.scatterBoxes(p, dp.g.Values[in].Shape)
+		}
+		var np *place
+		c.reduce, np, c.act = dp.reduce(p, boxes, dp.prod[in])
+		p = dp.intern(np)
+	}
+	w := p
+	for d := 0; d < dp.n; d++ {
+		if !o.active(d) || o.needs[k] == nil || o.needs[k][d] == nil || o.needs[k][d].Empty() {
+			continue
+		}
+		if w == p {
+			w = p.clone()
+		}
+		var b int64
+		c.items[d], _, b = dp.obtain(c.items[d], w, d, o.needs[k][d])
+		c.act[d] += b
+	}
+	if w != p {
+		p = dp.intern(w)
+	}
+	c.place = p
+	dp.contribs[key] = c
+	return c
+}
+
+// active reports whether device d computes part of an owner or IC option.
+func (o *option) active(d int) bool {
+	if o.kind == optIC {
+		return o.holders[d]
+	}
+	return o.outBoxes[d] != nil
+}
+
 func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 	dn := dp.nodes[i]
 	nd := dn.node
 	o := dn.opts[oi]
 	g := dp.g
-	e := &emu{dp: dp, act: make([]int64, dp.n)}
-	cur := map[string]*place{}
-	for k, v := range dn.inVals {
-		cur[dp.valNames[v]] = ins[k].clone()
-	}
-	res := &stepResult{weights: make([]int64, dp.n)}
+	res := &stepResult{weights: make([]int64, dp.n), act: make([]int64, dp.n)}
+	var phases []*phase
 	var outP *place
 	switch o.kind {
 	case optOwner, optIC:
-		// prepareInput: reduce partial inputs.
-		for k, in := range nd.Inputs {
-			p, ok := cur[in]
-			if !ok || !p.partial {
-				continue
-			}
-			boxes := o.needs[k]
-			if overlappingBoxes(boxes) {
-				boxes = dp.scatterBoxes(p, g.Values[in].Shape)
-			}
-			cur[in] = e.reduce(p, boxes, dp.prod[in], g.Values[in].Shape)
-		}
-		ph := e.begin()
-		for d := 0; d < dp.n; d++ {
-			if o.kind == optOwner && o.outBoxes[d] == nil {
-				continue
-			}
-			if o.kind == optIC && !o.holders[d] {
-				continue
-			}
-			for k, in := range nd.Inputs {
-				p, ok := cur[in]
-				if !ok || o.needs[k] == nil || o.needs[k][d] == nil || o.needs[k][d].Empty() {
-					continue
+		// Input k of the operator reads value inVals[slot[k]].
+		main := dp.newPhase()
+		res.ins = append([]*place(nil), ins...)
+		slotOf := func(name string) int {
+			for j, v := range dn.inVals {
+				if dp.valNames[v] == name {
+					return j
 				}
-				e.obtain(ph, p, d, o.needs[k][d])
 			}
-			ph.compute[d] += o.compute[d]
-			res.weights[d] += o.weights[d]
-			e.act[d] += o.outBytes[d]
+			return -1
 		}
+		if dn.dupInputs {
+			return dp.computeStepShared(i, oi, ins)
+		}
+		var cs []*contrib
+		for k, in := range nd.Inputs {
+			j := slotOf(in)
+			if j < 0 {
+				cs = append(cs, nil)
+				continue
+			}
+			c := dp.inputContrib(i, oi, k, ins[j])
+			cs = append(cs, c)
+			res.ins[j] = c.place
+			if c.reduce != nil {
+				phases = append(phases, c.reduce)
+			}
+			for d := range c.act {
+				res.act[d] += c.act[d]
+			}
+		}
+		for d := 0; d < dp.n; d++ {
+			if !o.active(d) {
+				continue
+			}
+			for _, c := range cs {
+				if c != nil {
+					main.items[d] = append(main.items[d], c.items[d]...)
+				}
+			}
+			main.compute[d] += o.compute[d]
+			res.weights[d] += o.weights[d]
+			res.act[d] += o.outBytes[d]
+		}
+		phases = append(phases, main)
 		if o.kind == optIC {
 			outP = &place{box: make([]box, dp.n), owner: make([]box, dp.n), partial: true, act: nd.Has(graph.FusedActivation)}
 			for d := 0; d < dp.n; d++ {
@@ -1123,6 +1262,10 @@ func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 			}
 		}
 	case optLinP:
+		cur := map[string]*place{}
+		for k, v := range dn.inVals {
+			cur[dp.valNames[v]] = ins[k].clone()
+		}
 		var src *place
 		for _, in := range nd.Inputs {
 			if p, ok := cur[in]; ok && p.partial {
@@ -1149,7 +1292,7 @@ func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 				break
 			}
 		}
-		ph := e.begin()
+		ph := dp.newPhase()
 		outP = &place{box: make([]box, dp.n), owner: make([]box, dp.n), partial: true}
 		for d := 0; d < dp.n; d++ {
 			if !src.holds(d) {
@@ -1171,8 +1314,10 @@ func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 					ln.Inputs = append(ln.Inputs, in)
 					lin = append(lin, dp.localInput(in, partition.Full(dn.inShapes[k])))
 					res.weights[d] += g.Constants[in].Bytes()
-				case d == first:
-					e.obtain(ph, p, d, partition.Full(dn.inShapes[k]))
+				case d == first && isVal:
+					var b int64
+					ph.items[d], _, b = dp.obtain(ph.items[d], p, d, partition.Full(dn.inShapes[k]))
+					res.act[d] += b
 					ln.Inputs = append(ln.Inputs, in)
 					lin = append(lin, dp.localInput(in, partition.Full(dn.inShapes[k])))
 				}
@@ -1184,32 +1329,110 @@ func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 			ph.compute[d] += dp.computeTime(d, ln, lin, []graph.ValueInfo{outInfo})
 			outP.box[d] = partition.Full(dn.outShape)
 			if def, ok := ops.Lookup(ln.Op); ok && !def.View {
-				e.act[d] += int64(outInfo.Shape.Numel()) * int64(outInfo.DType.Size())
+				res.act[d] += int64(outInfo.Shape.Numel()) * int64(outInfo.DType.Size())
+			}
+		}
+		phases = append(phases, ph)
+		for _, v := range dn.inVals {
+			res.ins = append(res.ins, dp.intern(cur[dp.valNames[v]]))
+		}
+	}
+	res.time = dp.simulate(phases)
+	return dp.finishStep(i, oi, res, outP)
+}
+
+// computeStepShared is computeStep for an owner or IC option of an
+// operator that reads one value twice (the reads share the cache).
+func (dp *dpCtx) computeStepShared(i, oi int, ins []*place) (*stepResult, error) {
+	dn := dp.nodes[i]
+	nd := dn.node
+	o := dn.opts[oi]
+	g := dp.g
+	res := &stepResult{weights: make([]int64, dp.n), act: make([]int64, dp.n)}
+	cur := map[string]*place{}
+	for k, v := range dn.inVals {
+		cur[dp.valNames[v]] = ins[k].clone()
+	}
+	var phases []*phase
+	for k, in := range nd.Inputs {
+		p, ok := cur[in]
+		if !ok || !p.partial {
+			continue
+		}
+		boxes := o.needs[k]
+		if overlappingBoxes(boxes) {
+			boxes = dp.scatterBoxes(p, g.Values[in].Shape)
+		}
+		ph, np, act := dp.reduce(p, boxes, dp.prod[in])
+		phases = append(phases, ph)
+		cur[in] = np
+		for d := range act {
+			res.act[d] += act[d]
+		}
+	}
+	main := dp.newPhase()
+	for d := 0; d < dp.n; d++ {
+		if !o.active(d) {
+			continue
+		}
+		for k, in := range nd.Inputs {
+			p, ok := cur[in]
+			if !ok || o.needs[k] == nil || o.needs[k][d] == nil || o.needs[k][d].Empty() {
+				continue
+			}
+			var b int64
+			main.items[d], _, b = dp.obtain(main.items[d], p, d, o.needs[k][d])
+			res.act[d] += b
+		}
+		main.compute[d] += o.compute[d]
+		res.weights[d] += o.weights[d]
+		res.act[d] += o.outBytes[d]
+	}
+	phases = append(phases, main)
+	for _, v := range dn.inVals {
+		res.ins = append(res.ins, dp.intern(cur[dp.valNames[v]]))
+	}
+	var outP *place
+	if o.kind == optIC {
+		outP = &place{box: make([]box, dp.n), owner: make([]box, dp.n), partial: true, act: nd.Has(graph.FusedActivation)}
+		for d := 0; d < dp.n; d++ {
+			if o.holders[d] {
+				outP.box[d] = partition.Full(dn.outShape)
 			}
 		}
 	}
-	res.time = dp.simulate(e.phases)
-	res.act = e.act
-	for k, v := range dn.inVals {
-		res.ins = append(res.ins, dp.intern(cur[dp.valNames[v]]))
-		_ = k
-	}
+	res.time = dp.simulate(phases)
+	return dp.finishStep(i, oi, res, outP)
+}
+
+// finishStep fills in the output placements of a step.
+func (dp *dpCtx) finishStep(i, oi int, res *stepResult, outP *place) (*stepResult, error) {
+	dn := dp.nodes[i]
+	o := dn.opts[oi]
+	g := dp.g
 	for k, v := range dn.outVals {
 		if v < 0 {
 			res.outs = append(res.outs, nil)
 			continue
 		}
-		name := nd.Outputs[k]
+		name := dn.node.Outputs[k]
 		if outP != nil {
-			outP.dsize = dtypeSize(g, name)
-			res.outs = append(res.outs, dp.intern(outP))
+			q := *outP
+			q.dsize = dtypeSize(g, name)
+			res.outs = append(res.outs, dp.intern(&q))
 			continue
 		}
-		p, err := dp.layoutPlace(o.out, g.Values[name].Shape, dtypeSize(g, name))
-		if err != nil {
-			return nil, err
+		if o.outPlaces == nil {
+			o.outPlaces = make([]*place, len(dn.outVals))
 		}
-		res.outs = append(res.outs, p)
+		if o.outPlaces[k] == nil {
+			p, err := dp.layoutPlace(o.out, g.Values[name].Shape, dtypeSize(g, name))
+			if err != nil {
+				return nil, err
+			}
+			o.outPlaces[k] = p
+		}
+		res.outs = append(res.outs, o.outPlaces[k])
 	}
 	return res, nil
 }
@@ -1217,7 +1440,7 @@ func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 // finalTime is the cost of collecting the graph outputs: partial outputs
 // are summed on their first holder.
 func (dp *dpCtx) finalTime(st *dpState) float64 {
-	e := &emu{dp: dp, act: make([]int64, dp.n)}
+	var phases []*phase
 	for k, v := range dp.frontier[len(dp.nodes)] {
 		p := st.places[k]
 		if !p.partial {
@@ -1231,12 +1454,13 @@ func (dp *dpCtx) finalTime(st *dpState) float64 {
 				break
 			}
 		}
-		e.reduce(p, boxes, dp.prod[name], dp.g.Values[name].Shape)
+		ph, _, _ := dp.reduce(p, boxes, dp.prod[name])
+		phases = append(phases, ph)
 	}
-	if len(e.phases) == 0 {
+	if len(phases) == 0 {
 		return 0
 	}
-	return dp.simulate(e.phases)
+	return dp.simulate(phases)
 }
 
 // dpResult is one plan the DP found, with the DP's own cost.
@@ -1248,6 +1472,7 @@ type dpResult struct {
 // run executes the DP and returns up to cfg.keep best plans.
 func (dp *dpCtx) run() ([]dpResult, error) {
 	n := dp.n
+	dp.transitions, dp.misses, dp.maxStates, dp.truncated = 0, 0, 0, false
 	g := dp.g
 	// Initial states: the input arrives at one device (as single does).
 	var states []*dpState
@@ -1298,47 +1523,53 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 		table := map[string]*dpState{}
 		ins := make([]*place, len(dn.inVals))
 		keyBuf := make([]byte, 4*len(next))
+		live := make([]int64, n)
+		weights := make([]int64, n)
+		peak := make([]int64, n)
+		// Output values replace nothing; an input value that stays live
+		// takes its new placement (P reduced, regions cached).
+		fromIn := make([]int, len(next))
+		for k := range next {
+			fromIn[k] = -1
+			for j, v := range dn.inVals {
+				if v == next[k] {
+					fromIn[k] = j
+				}
+			}
+		}
+		placeOf := func(st *dpState, r *stepResult, k int) *place {
+			switch np := newPos[k]; {
+			case np < 0:
+				return r.outs[-1-np]
+			case fromIn[k] >= 0:
+				return r.ins[fromIn[k]]
+			default:
+				return st.places[np]
+			}
+		}
 		for _, st := range states {
 			for k := range inPos {
 				ins[k] = st.places[inPos[k]]
+			}
+			clear(live)
+			for _, p := range st.places {
+				for d := range p.box {
+					if p.box[d] != nil {
+						live[d] += boxBytes(p.box[d], p.dsize)
+					}
+				}
 			}
 			for oi := range dn.opts {
 				r, err := dp.step(i, oi, ins)
 				if err != nil {
 					continue
 				}
-				places := make([]*place, len(next))
-				for k, np := range newPos {
-					switch {
-					case np < 0:
-						places[k] = r.outs[-1-np]
-					default:
-						places[k] = st.places[np]
-						for j, v := range dn.inVals {
-							if v == next[k] {
-								places[k] = r.ins[j]
-							}
-						}
-					}
-				}
+				dp.transitions++
 				cost := st.cost + r.time
-				var live []int64
 				feasible := true
-				weights := make([]int64, n)
-				peak := make([]int64, n)
 				for d := 0; d < n; d++ {
 					weights[d] = st.weights[d] + r.weights[d]
 					cost += dp.cfg.penalty[d] * float64(r.weights[d])
-					if live == nil {
-						live = make([]int64, n)
-						for _, p := range st.places {
-							for dd := range p.box {
-								if p.box[dd] != nil {
-									live[dd] += boxBytes(p.box[dd], p.dsize)
-								}
-							}
-						}
-					}
 					peak[d] = max(st.peak[d], live[d]+r.act[d])
 					if lim := dp.limit[d]; lim > 0 && !dp.cfg.noPrune && weights[d]+peak[d]+dp.overhead > lim {
 						feasible = false
@@ -1347,14 +1578,18 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 				if !feasible {
 					continue
 				}
-				for k, p := range places {
-					binary.LittleEndian.PutUint32(keyBuf[4*k:], uint32(p.id))
+				for k := range next {
+					binary.LittleEndian.PutUint32(keyBuf[4*k:], uint32(placeOf(st, r, k).id))
 				}
-				key := string(keyBuf)
-				if old, ok := table[key]; ok && old.cost <= cost {
+				if old, ok := table[string(keyBuf)]; ok && old.cost <= cost {
 					continue
 				}
-				table[key] = &dpState{places: places, cost: cost, time: st.time + r.time, weights: weights, peak: peak,
+				places := make([]*place, len(next))
+				for k := range next {
+					places[k] = placeOf(st, r, k)
+				}
+				table[string(keyBuf)] = &dpState{places: places, cost: cost, time: st.time + r.time,
+					weights: append([]int64(nil), weights...), peak: append([]int64(nil), peak...),
 					parent: st, choice: int32(oi)}
 			}
 		}
@@ -1366,8 +1601,10 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 			states = append(states, st)
 		}
 		sort.Slice(states, func(a, b int) bool { return states[a].cost < states[b].cost })
-		if len(states) > dp.cfg.beam {
-			states = states[:dp.cfg.beam]
+		dp.maxStates = max(dp.maxStates, len(states))
+		if beam := dp.beamAt(i + 1); len(states) > beam {
+			states = states[:beam]
+			dp.truncated = true
 		}
 	}
 	for _, st := range states {
