@@ -16,6 +16,9 @@ var (
 	// packed panels a (k*6 floats) and b (k*16 floats); flag kAccum adds the
 	// old C, then kEpilogue adds bias[r] to row r and clamps to [lo, hi].
 	microKernel = microKernelGo
+	// microPanel runs microKernel on tiles full 6×16 tiles down a column of
+	// C: tile t uses a[t*astride:], C rows 6t.. and bias[t*bstride:].
+	microPanel = microPanelGo
 	// microKernel8 is microKernel for tiles of at most 8 columns: it computes
 	// at least the first 8 columns (and may write all 16) of the tile.
 	microKernel8 = microKernelGo

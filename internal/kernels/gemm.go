@@ -407,48 +407,53 @@ func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32, tile *[mr * nr]
 		lo, hi = epi.lo, epi.hi
 	}
 	c, ldc := j.c, j.ldc
+	if pc == 0 && j.beta != 0 && j.beta != 1 {
+		for r := i0; r < i1; r++ {
+			row := c[r*ldc+jj : r*ldc+jj+nn]
+			for t := range row {
+				row[t] *= j.beta
+			}
+		}
+	}
+	i := i0
+	if nn == nr {
+		// Full tiles in one call.
+		if tiles := (i1 - i0) / mr; tiles > 0 {
+			bias, bstride := zeroBias[:], 0
+			if epi != nil && epi.bias != nil {
+				bias, bstride = epi.bias[i0:], mr
+			}
+			microPanel(tiles, kc, j.pa[(i0/mr)*j.k*mr+pc*mr:], j.k*mr, b, c[i0*ldc+jj:], ldc, j.alpha, flags, bias, bstride, lo, hi)
+			i += tiles * mr
+		}
+	}
 	var biasBuf [mr]float32
-	for i := i0; i < i1; i += mr {
+	for ; i < i1; i += mr {
 		mm := min(mr, i1-i)
 		a := j.pa[(i/mr)*j.k*mr+pc*mr:]
-		if pc == 0 && j.beta != 0 && j.beta != 1 {
-			for r := 0; r < mm; r++ {
-				row := c[(i+r)*ldc+jj : (i+r)*ldc+jj+nn]
-				for t := range row {
-					row[t] *= j.beta
-				}
-			}
-		}
 		bias := zeroBias[:]
 		if epi != nil && epi.bias != nil {
-			if i+mr <= len(epi.bias) {
-				bias = epi.bias[i : i+mr]
-			} else {
-				copy(biasBuf[:], epi.bias[i:])
-				bias = biasBuf[:]
+			biasBuf = [mr]float32{}
+			copy(biasBuf[:], epi.bias[i:min(i+mr, len(epi.bias))])
+			bias = biasBuf[:]
+		}
+		if flags&kAccum != 0 {
+			for r := 0; r < mm; r++ {
+				copy(tile[r*nr:r*nr+nn], c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn])
 			}
 		}
-		if mm == mr && nn == nr {
-			microKernel(kc, a, b, c[i*ldc+jj:], ldc, j.alpha, flags, bias, lo, hi)
+		if nn <= nr/2 {
+			microKernel8(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
 		} else {
-			if flags&kAccum != 0 {
-				for r := 0; r < mm; r++ {
-					copy(tile[r*nr:r*nr+nn], c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn])
-				}
-			}
-			if nn <= nr/2 {
-				microKernel8(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
-			} else {
-				microKernel(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
-			}
-			for r := 0; r < mm; r++ {
-				copy(c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn], tile[r*nr:r*nr+nn])
-			}
+			microKernel(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
 		}
-		if epi != nil && !epi.clampOnly {
-			for r := 0; r < mm; r++ {
-				epi.act.Apply(c[(i+r)*ldc+jj : (i+r)*ldc+jj+nn])
-			}
+		for r := 0; r < mm; r++ {
+			copy(c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn], tile[r*nr:r*nr+nn])
+		}
+	}
+	if epi != nil && !epi.clampOnly {
+		for r := i0; r < i1; r++ {
+			epi.act.Apply(c[r*ldc+jj : r*ldc+jj+nn])
 		}
 	}
 }

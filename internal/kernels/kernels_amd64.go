@@ -9,6 +9,7 @@ func init() {
 		return
 	}
 	microKernel = microKernelAVX2
+	microPanel = microPanelAVX2
 	microKernel8 = microKernel6x8AVX2
 	dot4 = dot4AVX2
 	axpy = axpyAVX2
@@ -20,12 +21,21 @@ func init() {
 
 func microKernelAVX2(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
 	_, _, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+nr-1], bias[mr-1]
-	sgemmKernelAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, flags, &bias[0], lo, hi)
+	sgemmKernelAVX2(1, k, &a[0], 0, &b[0], &c[0], ldc, alpha, flags, &bias[0], 0, lo, hi)
+}
+
+func microPanelAVX2(tiles, k int, a []float32, astride int, b, c []float32, ldc int, alpha float32, flags int, bias []float32, bstride int, lo, hi float32) {
+	if tiles <= 0 {
+		return
+	}
+	t := tiles - 1
+	_, _, _, _ = a[t*astride+k*mr-1], b[k*nr-1], c[(t*mr+mr-1)*ldc+nr-1], bias[t*bstride+mr-1]
+	sgemmKernelAVX2(tiles, k, &a[0], astride, &b[0], &c[0], ldc, alpha, flags, &bias[0], bstride, lo, hi)
 }
 
 func microKernel6x8AVX2(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
 	_, _, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+7], bias[mr-1]
-	sgemmKernel6x8AVX2(k, &a[0], &b[0], &c[0], ldc, alpha, flags, &bias[0], lo, hi)
+	sgemmKernel6x8AVX2(1, k, &a[0], 0, &b[0], &c[0], ldc, alpha, flags, &bias[0], 0, lo, hi)
 }
 
 func dot4AVX2(n int, x, w []float32, ldw int, out *[4]float32) {

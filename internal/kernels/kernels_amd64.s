@@ -4,12 +4,24 @@
 
 #include "textflag.h"
 
-// func sgemmKernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, lo float32, hi float32)
+// func sgemmKernelAVX2(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32)
 // Requires: AVX, AVX2, FMA3, SSE
-TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-72
-	MOVQ   k+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   b+16(FP), DI
+TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-96
+	MOVQ tiles+0(FP), BX
+	MOVQ a+16(FP), DX
+	MOVQ c+40(FP), R12
+	MOVQ astride+24(FP), R13
+	SHLQ $0x02, R13
+	MOVQ bias+72(FP), R11
+	MOVQ ldc+48(FP), R9
+	SHLQ $0x02, R9
+
+tile:
+	TESTQ  BX, BX
+	JE     end
+	MOVQ   k+8(FP), CX
+	MOVQ   DX, SI
+	MOVQ   b+32(FP), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -143,10 +155,8 @@ loop1:
 	JNZ          loop1
 
 done:
-	MOVQ         c+24(FP), R8
-	MOVQ         ldc+32(FP), R9
-	SHLQ         $0x02, R9
-	MOVSS        alpha+40(FP), X14
+	MOVQ         R12, R8
+	MOVSS        alpha+56(FP), X14
 	VBROADCASTSS X14, Y14
 	VMULPS       Y14, Y0, Y0
 	VMULPS       Y14, Y1, Y1
@@ -160,7 +170,7 @@ done:
 	VMULPS       Y14, Y9, Y9
 	VMULPS       Y14, Y10, Y10
 	VMULPS       Y14, Y11, Y11
-	MOVQ         flags+48(FP), AX
+	MOVQ         flags+64(FP), AX
 	TESTQ        $0x00000001, AX
 	JE           noaccum
 	MOVQ         R8, R10
@@ -185,9 +195,8 @@ done:
 noaccum:
 	TESTQ        $0x00000002, AX
 	JE           store
-	MOVQ         bias+56(FP), R11
-	MOVSS        lo+64(FP), X12
-	MOVSS        hi+68(FP), X13
+	MOVSS        lo+88(FP), X12
+	MOVSS        hi+92(FP), X13
 	VBROADCASTSS X12, Y12
 	VBROADCASTSS X13, Y13
 	VBROADCASTSS (R11), Y14
@@ -251,15 +260,38 @@ store:
 	ADDQ    R9, R8
 	VMOVUPS Y10, (R8)
 	VMOVUPS Y11, 32(R8)
+	ADDQ    R13, DX
+	LEAQ    (R9)(R9*2), R10
+	SHLQ    $0x01, R10
+	ADDQ    R10, R12
+	MOVQ    bstride+80(FP), R10
+	SHLQ    $0x02, R10
+	ADDQ    R10, R11
+	DECQ    BX
+	JMP     tile
+
+end:
 	VZEROUPPER
 	RET
 
-// func sgemmKernel6x8AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, lo float32, hi float32)
+// func sgemmKernel6x8AVX2(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32)
 // Requires: AVX, AVX2, FMA3, SSE
-TEXT ·sgemmKernel6x8AVX2(SB), NOSPLIT, $0-72
-	MOVQ   k+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   b+16(FP), DI
+TEXT ·sgemmKernel6x8AVX2(SB), NOSPLIT, $0-96
+	MOVQ tiles+0(FP), BX
+	MOVQ a+16(FP), DX
+	MOVQ c+40(FP), R12
+	MOVQ astride+24(FP), R13
+	SHLQ $0x02, R13
+	MOVQ bias+72(FP), R11
+	MOVQ ldc+48(FP), R9
+	SHLQ $0x02, R9
+
+tile:
+	TESTQ  BX, BX
+	JE     end
+	MOVQ   k+8(FP), CX
+	MOVQ   DX, SI
+	MOVQ   b+32(FP), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -352,10 +384,8 @@ loop1:
 	JNZ          loop1
 
 done:
-	MOVQ         c+24(FP), R8
-	MOVQ         ldc+32(FP), R9
-	SHLQ         $0x02, R9
-	MOVSS        alpha+40(FP), X14
+	MOVQ         R12, R8
+	MOVSS        alpha+56(FP), X14
 	VBROADCASTSS X14, Y14
 	VMULPS       Y14, Y0, Y0
 	VMULPS       Y14, Y1, Y1
@@ -363,7 +393,7 @@ done:
 	VMULPS       Y14, Y3, Y3
 	VMULPS       Y14, Y4, Y4
 	VMULPS       Y14, Y5, Y5
-	MOVQ         flags+48(FP), AX
+	MOVQ         flags+64(FP), AX
 	TESTQ        $0x00000001, AX
 	JE           noaccum
 	MOVQ         R8, R10
@@ -382,9 +412,8 @@ done:
 noaccum:
 	TESTQ        $0x00000002, AX
 	JE           store
-	MOVQ         bias+56(FP), R11
-	MOVSS        lo+64(FP), X12
-	MOVSS        hi+68(FP), X13
+	MOVSS        lo+88(FP), X12
+	MOVSS        hi+92(FP), X13
 	VBROADCASTSS X12, Y12
 	VBROADCASTSS X13, Y13
 	VBROADCASTSS (R11), Y14
@@ -424,6 +453,17 @@ store:
 	VMOVUPS Y4, (R8)
 	ADDQ    R9, R8
 	VMOVUPS Y5, (R8)
+	ADDQ    R13, DX
+	LEAQ    (R9)(R9*2), R10
+	SHLQ    $0x01, R10
+	ADDQ    R10, R12
+	MOVQ    bstride+80(FP), R10
+	SHLQ    $0x02, R10
+	ADDQ    R10, R11
+	DECQ    BX
+	JMP     tile
+
+end:
 	VZEROUPPER
 	RET
 

@@ -4,17 +4,17 @@
 
 package kernels
 
-// sgemmKernelAVX2 computes the 6x16 tile C (row stride ldc) = alpha*A*B for a
-// packed 6-row A panel and a packed 16-column B panel of depth k (only its first
-// 16 columns are used). Flag 1 adds the old C; flag 2 then adds bias[r] to
-// row r and clamps to [lo, hi].
-func sgemmKernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, lo float32, hi float32)
+// sgemmKernelAVX2 computes tiles 6x16 tiles of C (row stride ldc) = alpha*A*B,
+// tile t from the packed 6-row A panel at a[t*astride:] and the packed 16-column
+// B panel b of depth k (only its first 16 columns are used). Flag 1 adds the
+// old C; flag 2 then adds bias[t*bstride+r] to row r and clamps to [lo, hi].
+func sgemmKernelAVX2(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32)
 
-// sgemmKernel6x8AVX2 computes the 6x8 tile C (row stride ldc) = alpha*A*B for a
-// packed 6-row A panel and a packed 16-column B panel of depth k (only its first
-// 8 columns are used). Flag 1 adds the old C; flag 2 then adds bias[r] to
-// row r and clamps to [lo, hi].
-func sgemmKernel6x8AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, lo float32, hi float32)
+// sgemmKernel6x8AVX2 computes tiles 6x8 tiles of C (row stride ldc) = alpha*A*B,
+// tile t from the packed 6-row A panel at a[t*astride:] and the packed 16-column
+// B panel b of depth k (only its first 8 columns are used). Flag 1 adds the
+// old C; flag 2 then adds bias[t*bstride+r] to row r and clamps to [lo, hi].
+func sgemmKernel6x8AVX2(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32)
 
 // peakFMAAVX2 runs n iterations of 12 independent 8-wide FMAs (192 flops each).
 func peakFMAAVX2(n int)

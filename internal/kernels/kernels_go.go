@@ -64,6 +64,12 @@ func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, flags int, 
 	}
 }
 
+func microPanelGo(tiles, k int, a []float32, astride int, b, c []float32, ldc int, alpha float32, flags int, bias []float32, bstride int, lo, hi float32) {
+	for t := 0; t < tiles; t++ {
+		microKernel(k, a[t*astride:], b, c[t*mr*ldc:], ldc, alpha, flags, bias[t*bstride:], lo, hi)
+	}
+}
+
 func dot4Go(n int, x, w []float32, ldw int, out *[4]float32) {
 	x = x[:n]
 	w0 := w[:n]

@@ -31,19 +31,35 @@ func main() {
 	Generate()
 }
 
-// sgemmKernel generates the 6x16 SGEMM micro-kernel. A is a packed panel
-// (k groups of 6 floats), B a packed panel (k groups of 16 floats). The 6x16
-// product times alpha is stored to C (row stride ldc floats), optionally
-// added to the old C and followed by a fused bias + clamp epilogue.
+// sgemmKernel generates the SGEMM micro-kernel for 6×(8·nvec) tiles. It
+// runs over tiles consecutive row panels against one packed B panel (k
+// groups of 16 floats): tile t uses the A panel at a + t*astride (k groups of
+// 6 floats), writes C rows 6t..6t+5 and takes its bias from bias +
+// t*bstride. The product times alpha is stored, optionally added to the old C
+// (flag 1), then bias is added and the result clamped to [lo, hi] (flag 2).
 func sgemmKernel(name string, nvec int) {
 	cols := 8 * nvec
-	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int, alpha float32, flags int, bias *float32, lo, hi float32)")
-	Doc(fmt.Sprintf("%s computes the 6x%d tile C (row stride ldc) = alpha*A*B for a", name, cols),
-		"packed 6-row A panel and a packed 16-column B panel of depth k (only its first",
-		fmt.Sprintf("%d columns are used). Flag 1 adds the old C; flag 2 then adds bias[r] to", cols),
-		"row r and clamps to [lo, hi].")
+	TEXT(name, NOSPLIT, "func(tiles, k int, a *float32, astride int, b, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo, hi float32)")
+	Doc(fmt.Sprintf("%s computes tiles 6x%d tiles of C (row stride ldc) = alpha*A*B,", name, cols),
+		"tile t from the packed 6-row A panel at a[t*astride:] and the packed 16-column",
+		fmt.Sprintf("B panel b of depth k (only its first %d columns are used). Flag 1 adds the", cols),
+		"old C; flag 2 then adds bias[t*bstride+r] to row r and clamps to [lo, hi].")
+	// Loop state: RBX tiles left, RDX A panel, R12 C tile, R13 A stride
+	// (bytes), R11 bias, R9 ldc (bytes). Per tile: RCX k, RSI a, RDI b, R8 c.
+	tiles := Load(Param("tiles"), reg.RBX)
+	abase := Load(Param("a"), reg.RDX)
+	cbase := Load(Param("c"), reg.R12)
+	astride := Load(Param("astride"), reg.R13)
+	SHLQ(Imm(2), astride)
+	pbias := Load(Param("bias"), reg.R11)
+	ldc := Load(Param("ldc"), reg.R9)
+	SHLQ(Imm(2), ldc)
+	Label("tile")
+	TESTQ(tiles, tiles)
+	JE(LabelRef("end"))
 	k := Load(Param("k"), reg.RCX)
-	pa := Load(Param("a"), reg.RSI)
+	pa := reg.RSI
+	MOVQ(abase, pa)
 	pb := Load(Param("b"), reg.RDI)
 	acc := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7, reg.Y8, reg.Y9, reg.Y10, reg.Y11}[:mr*nvec]
 	// acc[nvec*r+h] holds columns 8h..8h+7 of row r.
@@ -89,9 +105,8 @@ func sgemmKernel(name string, nvec int) {
 	JNZ(LabelRef("loop1"))
 	Label("done")
 
-	pc := Load(Param("c"), reg.R8)
-	ldc := Load(Param("ldc"), reg.R9)
-	SHLQ(Imm(2), ldc)
+	pc := reg.R8
+	MOVQ(cbase, pc)
 	Load(Param("alpha"), reg.X14)
 	VBROADCASTSS(reg.X14, reg.Y14)
 	for _, y := range acc {
@@ -115,7 +130,6 @@ func sgemmKernel(name string, nvec int) {
 	// second source of VMAXPS/VMINPS so that NaN propagates.
 	TESTQ(U32(2), flags)
 	JE(LabelRef("store"))
-	pbias := Load(Param("bias"), reg.R11)
 	Load(Param("lo"), reg.X12)
 	Load(Param("hi"), reg.X13)
 	VBROADCASTSS(reg.X12, reg.Y12)
@@ -138,6 +152,17 @@ func sgemmKernel(name string, nvec int) {
 			ADDQ(ldc, pc)
 		}
 	}
+	// Next tile: A panel, 6 rows of C, bias.
+	ADDQ(astride, abase)
+	LEAQ(Mem{Base: ldc, Index: ldc, Scale: 2}, reg.R10)
+	SHLQ(Imm(1), reg.R10)
+	ADDQ(reg.R10, cbase)
+	Load(Param("bstride"), reg.R10)
+	SHLQ(Imm(2), reg.R10)
+	ADDQ(reg.R10, pbias)
+	DECQ(tiles)
+	JMP(LabelRef("tile"))
+	Label("end")
 	VZEROUPPER()
 	RET()
 }
