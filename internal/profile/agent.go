@@ -121,13 +121,28 @@ func ServeConn(ctx context.Context, nc net.Conn, opt AgentOptions) error {
 	if err := c.ReadControl(h, &hello); err != nil {
 		return fmt.Errorf("hello: %w", err)
 	}
-	switch hello.Role {
-	case RoleProfile:
-		return ServeSession(ctx, c, opt)
-	case RoleProbe:
-		return ServeProbe(c)
+	if ok, err := ServeRole(ctx, hello.Role, c, opt); ok {
+		return err
 	}
 	return fmt.Errorf("hello: role %q is not %q or %q", hello.Role, RoleProfile, RoleProbe)
+}
+
+// ServeRole serves a connection whose hello (already read) named role, if
+// the role is the profiler's ("profile" or "probe"), and reports whether
+// it was. This is the one call a worker needs in its hello dispatch:
+//
+//	default:
+//		if ok, err := profile.ServeRole(ctx, hello.Role, c, opt); !ok { refuse } else if err != nil { log }
+//
+// The caller closes c afterwards.
+func ServeRole(ctx context.Context, role string, c *transport.Conn, opt AgentOptions) (bool, error) {
+	switch role {
+	case RoleProfile:
+		return true, ServeSession(ctx, c, opt)
+	case RoleProbe:
+		return true, ServeProbe(c)
+	}
+	return false, nil
 }
 
 // ServeSession answers Requests on c until it closes. The caller has read
