@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,7 +33,31 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if Available() == nil {
+		sweepStale()
+	}
 	os.Exit(m.Run())
+}
+
+// sweepStale removes beds left by test processes that died without
+// cleaning up (a timeout panic skips t.Cleanup): their prefixes carry the
+// test process's pid.
+func sweepStale() {
+	re := regexp.MustCompile(`^iop-([tc]([0-9]{7})[0-9]{3})-`)
+	ents, _ := os.ReadDir(netnsDir)
+	for _, e := range ents {
+		m := re.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(m[2])
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // still running (or the pid was reused)
+		}
+		if err := Cleanup(m[1]); err != nil {
+			fmt.Fprintf(os.Stderr, "remove stale testbed %s: %v\n", m[1], err)
+		}
+	}
 }
 
 // helper modes:
