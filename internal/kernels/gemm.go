@@ -306,9 +306,7 @@ func (j *gemmJob) run(p *Pool) {
 	mp, np := ceilDiv(j.m, mr), ceilDiv(j.n, nr)
 	splitM := false
 	if t > 1 {
-		costN := ceilDiv(np, t) * mp
-		costM := ceilDiv(mp, t) * np
-		splitM = costM < costN
+		splitM = j.splitCostM(t, mp, np) < j.splitCostN(t, mp, np)
 		if splitM {
 			t = min(t, mp)
 		} else {
@@ -328,6 +326,49 @@ func (j *gemmJob) run(p *Pool) {
 			}
 		}
 	})
+}
+
+// Cost model for splitting a product over threads, in units of one 6×16
+// tile: a B panel of at most 8 columns costs half (6×8 kernel), and packing
+// a B panel costs about packCost tiles (every thread of an M split packs
+// all of B).
+const packCost = 1.5
+
+// panelWeight is the relative cost of B panel jp.
+func (j *gemmJob) panelWeight(jp int) float64 {
+	if j.n-jp*nr <= nr/2 {
+		return 0.5
+	}
+	return 1
+}
+
+func (j *gemmJob) packWeight() float64 {
+	if j.pb != nil {
+		return 0
+	}
+	return packCost
+}
+
+// splitCostN is the busiest thread's cost when the B panels are split.
+func (j *gemmJob) splitCostN(t, mp, np int) float64 {
+	worst := 0.0
+	for i := 0; i < t; i++ {
+		c := 0.0
+		for jp := np * i / t; jp < np*(i+1)/t; jp++ {
+			c += float64(mp)*j.panelWeight(jp) + j.packWeight()
+		}
+		worst = max(worst, c)
+	}
+	return worst
+}
+
+// splitCostM is the busiest thread's cost when the A panels are split.
+func (j *gemmJob) splitCostM(t, mp, np int) float64 {
+	w := 0.0
+	for jp := 0; jp < np; jp++ {
+		w += j.panelWeight(jp)
+	}
+	return float64(ceilDiv(mp, t))*w + float64(np)*j.packWeight()
 }
 
 // block computes rows [m0,m1) × columns [n0,n1) of C; m0 is a multiple of
