@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -312,5 +313,42 @@ func TestGatherStrided(t *testing.T) {
 				t.Fatalf("stride %d: d[%d] = %v, want %v", stride, c, d[c], src[c*stride])
 			}
 		}
+	}
+}
+
+func TestPoolNestedConcurrentClose(t *testing.T) {
+	p := NewPool(2)
+	var mu sync.Mutex
+	count := 0
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := 0; it < 200; it++ {
+				p.Parallel(4, func(lo, hi int) {
+					p.Parallel(3, func(lo2, hi2 int) {
+						mu.Lock()
+						count += (hi - lo) * (hi2 - lo2)
+						mu.Unlock()
+					})
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if want := 4 * 200 * 4 * 3; count != want {
+		t.Fatalf("count %d, want %d", count, want)
+	}
+	p.Close()
+	p.Close()
+	n := 0
+	p.Parallel(2, func(lo, hi int) {
+		mu.Lock()
+		n += hi - lo
+		mu.Unlock()
+	})
+	if n != 2 {
+		t.Fatalf("after Close: %d", n)
 	}
 }

@@ -48,6 +48,12 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 		lo, hi := i*n/t, (i+1)*n/t
 		go func() { defer wg.Done(); fn(lo, hi) }()
 	}
+	// The new goroutines sit in this P's runnext slot, which idle Ps steal
+	// only after tens of microseconds: loops shorter than that would run
+	// serially. Yielding puts the caller on the global run queue, where the
+	// P woken for the new goroutines picks it up at once, while this P runs
+	// the first new goroutine.
+	runtime.Gosched()
 	fn(0, n/t)
 	wg.Wait()
 }
