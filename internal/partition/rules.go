@@ -299,18 +299,26 @@ func LocalNode(n *graph.Node, in []tensor.Shape, outShape tensor.Shape, out Box,
 			return nil, err
 		}
 		sp := len(ws)
+		// A region with every row and column (a channel split) keeps the
+		// operator's own window geometry (pads, auto_pad, ceil_mode).
+		spatialFull := true
+		for a := range ws {
+			spatialFull = spatialFull && out[2+a] == Range{0, outShape[2+a]}
+		}
 		pads := make([]int, 2*sp)
 		for a, w := range ws {
 			_, pb, pe := w.inputRange(out[2+a], in[0][2+a])
 			pads[a], pads[sp+a] = pb, pe
-			if n.Op == "AveragePool" && n.Int("count_include_pad", 0) == 1 && (pb > w.padB || pe > w.padE) {
+			if !spatialFull && n.Op == "AveragePool" && n.Int("count_include_pad", 0) == 1 && (pb > w.padB || pe > w.padE) {
 				return nil, fmt.Errorf("%v: a row split would count padding the model does not have (ceil_mode with count_include_pad)", n)
 			}
 		}
-		delete(ln.Attrs, "auto_pad")
-		ln.SetInts("pads", pads...)
-		if n.Op != "Conv" {
-			ln.SetInt("ceil_mode", 0)
+		if !spatialFull {
+			delete(ln.Attrs, "auto_pad")
+			ln.SetInts("pads", pads...)
+			if n.Op != "Conv" {
+				ln.SetInt("ceil_mode", 0)
+			}
 		}
 		if n.Op == "Conv" && n.Int("group", 1) > 1 {
 			grp := int(n.Int("group", 1))
