@@ -82,6 +82,12 @@ type dpConfig struct {
 	ratios [][]float64
 	// noPrune disables the memory pruning (tests).
 	noPrune bool
+	// skew carries every device's and link's clock along a path instead of
+	// starting each operator with all devices together: a path's cost is
+	// then the cost model's own timeline (devices that finish early start
+	// their transfers early), but two paths reaching one state keep only
+	// the one that finishes first, so the search is a heuristic.
+	skew bool
 }
 
 // place is one value's placement in a DP state. Places are interned: two
@@ -169,6 +175,7 @@ type stepResult struct {
 	outs    []*place // placements of dpNode.outVals
 	weights []int64
 	act     []int64 // activation bytes the step allocates per device
+	phases  []*phase
 }
 
 // dpState is a node of the DP: the placements of the live values.
@@ -179,8 +186,9 @@ type dpState struct {
 	weights []int64
 	peak    []int64
 	parent  *dpState
-	choice  int32 // option index at this stage's operator (-1: initial)
-	input   int   // initial state: the device the input arrives at
+	choice  int32     // option index at this stage's operator (-1: initial)
+	clk     *simClock // skew mode: the clocks after this state
+	input   int       // initial state: the device the input arrives at
 }
 
 // dpCtx holds one run of the DP.
@@ -1018,18 +1026,46 @@ func (dp *dpCtx) scatterBoxes(p *place, shape tensor.Shape) []box {
 	return boxes
 }
 
-// simulate times the phases with the cost model's rules, all devices
-// starting at zero: sends book the sender's uplink and the receiver's
-// downlink (switched) or the one medium (shared) and arrive after the
-// link's latency; receives wait for arrival and then copy; copies and
-// computes take the device's time.
+// simClock is the simulated time of every device and link.
+type simClock struct {
+	clock, up, down []float64
+	medium          float64
+}
+
+func (dp *dpCtx) zeroClock() *simClock {
+	return &simClock{clock: make([]float64, dp.n), up: make([]float64, dp.n), down: make([]float64, dp.n)}
+}
+
+func (c *simClock) copy() *simClock {
+	return &simClock{clock: append([]float64(nil), c.clock...), up: append([]float64(nil), c.up...),
+		down: append([]float64(nil), c.down...), medium: c.medium}
+}
+
+// makespan is the latest device clock.
+func (c *simClock) makespan() float64 {
+	var t float64
+	for _, x := range c.clock {
+		t = max(t, x)
+	}
+	return t
+}
+
+// simulate times the phases with all devices starting at zero and returns
+// when the last one finishes.
 func (dp *dpCtx) simulate(phases []*phase) float64 {
+	c := dp.zeroClock()
+	dp.advance(c, phases)
+	return c.makespan()
+}
+
+// advance runs the phases on clock c with the cost model's rules: sends book
+// the sender's uplink and the receiver's downlink (switched) or the one
+// medium (shared) and arrive after the link's latency; receives wait for
+// arrival and then copy; copies and computes take the device's time.
+func (dp *dpCtx) advance(c *simClock, phases []*phase) {
 	n := dp.n
 	spec := dp.pr.Cluster
-	clock := make([]float64, n)
-	up := make([]float64, n)
-	down := make([]float64, n)
-	var medium float64
+	clock, up, down := c.clock, c.up, c.down
 	copyRate := dp.pr.Params.CopyBytesPerSec
 	type send struct {
 		to, idx int
@@ -1061,8 +1097,8 @@ func (dp *dpCtx) simulate(phases []*phase) float64 {
 				dur := float64(m.bytes) / float64(link.Bandwidth)
 				var start float64
 				if spec.Topology == cluster.Shared {
-					start = max(clock[d], medium)
-					medium = start + dur
+					start = max(clock[d], c.medium)
+					c.medium = start + dur
 				} else {
 					start = max(clock[d], up[d], down[m.to])
 					up[d], down[m.to] = start+dur, start+dur
@@ -1080,11 +1116,6 @@ func (dp *dpCtx) simulate(phases []*phase) float64 {
 			clock[d] += ph.compute[d]
 		}
 	}
-	var t float64
-	for _, c := range clock {
-		t = max(t, c)
-	}
-	return t
 }
 
 // memoKey identifies a step: operator, option and the input placements
@@ -1338,6 +1369,7 @@ func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 		}
 	}
 	res.time = dp.simulate(phases)
+	res.phases = phases
 	return dp.finishStep(i, oi, res, outP)
 }
 
@@ -1402,6 +1434,7 @@ func (dp *dpCtx) computeStepShared(i, oi int, ins []*place) (*stepResult, error)
 		}
 	}
 	res.time = dp.simulate(phases)
+	res.phases = phases
 	return dp.finishStep(i, oi, res, outP)
 }
 
@@ -1460,6 +1493,11 @@ func (dp *dpCtx) finalTime(st *dpState) float64 {
 	if len(phases) == 0 {
 		return 0
 	}
+	if dp.cfg.skew {
+		c := st.clk.copy()
+		dp.advance(c, phases)
+		return c.makespan() - st.time
+	}
 	return dp.simulate(phases)
 }
 
@@ -1477,7 +1515,7 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 	// Initial states: the input arrives at one device (as single does).
 	var states []*dpState
 	for d := 0; d < n; d++ {
-		st := &dpState{choice: -1, input: d, weights: make([]int64, n), peak: make([]int64, n)}
+		st := &dpState{choice: -1, input: d, weights: make([]int64, n), peak: make([]int64, n), clk: dp.zeroClock()}
 		ok := true
 		for _, v := range dp.frontier[0] {
 			name := dp.valNames[v]
@@ -1565,7 +1603,14 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 					continue
 				}
 				dp.transitions++
-				cost := st.cost + r.time
+				stepTime := r.time
+				var clk *simClock
+				if dp.cfg.skew {
+					clk = st.clk.copy()
+					dp.advance(clk, r.phases)
+					stepTime = clk.makespan() - st.time
+				}
+				cost := st.cost + stepTime
 				feasible := true
 				for d := 0; d < n; d++ {
 					weights[d] = st.weights[d] + r.weights[d]
@@ -1588,7 +1633,7 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 				for k := range next {
 					places[k] = placeOf(st, r, k)
 				}
-				table[string(keyBuf)] = &dpState{places: places, cost: cost, time: st.time + r.time,
+				table[string(keyBuf)] = &dpState{places: places, cost: cost, time: st.time + stepTime, clk: clk,
 					weights: append([]int64(nil), weights...), peak: append([]int64(nil), peak...),
 					parent: st, choice: int32(oi)}
 			}
@@ -1612,6 +1657,7 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 		st.cost += t
 		st.time += t
 	}
+
 	sort.Slice(states, func(a, b int) bool { return states[a].cost < states[b].cost })
 	var out []dpResult
 	for _, st := range states {

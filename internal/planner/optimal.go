@@ -62,11 +62,26 @@ func Optimal(pr *Problem) (*plan.Plan, error) {
 	return q, nil
 }
 
-// optimalDP runs the DP, with rising memory prices on devices its plans
-// overflow, and returns its plans evaluated by the simulator.
+// optimalDP runs the DP in both of its timing modes (operators start
+// together: exact for that model; clocks carried along the path: the
+// simulator's own timing, searched heuristically), with rising memory
+// prices on devices its plans overflow, and returns its plans evaluated by
+// the simulator.
 func optimalDP(pr *Problem) ([]*plan.Plan, error) {
+	var out []*plan.Plan
+	for _, skew := range []bool{false, true} {
+		ps, err := runDP(pr, dpConfig{keep: 2, skew: skew})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+func runDP(pr *Problem, cfg dpConfig) ([]*plan.Plan, error) {
 	n := pr.Cluster.N()
-	dp, err := newDP(pr, dpConfig{keep: 3})
+	dp, err := newDP(pr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("optimal: %w", err)
 	}
