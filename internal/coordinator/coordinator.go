@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iop-edge/iop/internal/partition"
@@ -149,6 +151,34 @@ func (co *Coordinator) conn(ctx context.Context, d int) (*wconn, error) {
 	return w, nil
 }
 
+// liveConn returns a connection to worker d with fresh status: an
+// existing connection is checked with a status exchange (a worker that
+// died or restarted since is reconnected).
+func (co *Coordinator) liveConn(ctx context.Context, d int) (*wconn, error) {
+	for attempt := 0; ; attempt++ {
+		w, err := co.conn(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		err = w.c.WriteControl(0, worker.Msg{Type: "status"})
+		var rep *worker.Reply
+		if err == nil {
+			rep, err = readReply(w.c, time.Now().Add(co.opt.ConnectTimeout))
+		}
+		if err == nil && rep.Status != nil {
+			w.status = rep.Status
+			return w, nil
+		}
+		co.drop(d, w)
+		if err == nil {
+			err = fmt.Errorf("unexpected %q reply to status", rep.Type)
+		}
+		if attempt > 0 {
+			return nil, fmt.Errorf("%s: status: %w", co.label(d), err)
+		}
+	}
+}
+
 func (co *Coordinator) drop(d int, w *wconn) {
 	w.c.Close()
 	co.mu.Lock()
@@ -248,7 +278,7 @@ func (co *Coordinator) deploymentID() string {
 
 // deployOne deploys device d unless it already holds the deployment.
 func (co *Coordinator) deployOne(ctx context.Context, d int) (bool, error) {
-	w, err := co.conn(ctx, d)
+	w, err := co.liveConn(ctx, d)
 	if err != nil {
 		return false, err
 	}
@@ -257,7 +287,7 @@ func (co *Coordinator) deployOne(ctx context.Context, d int) (bool, error) {
 		return false, nil
 	}
 	p := co.ps.Devices[d]
-	msg := &worker.Deploy{Deployment: id, PlanHash: co.planHash, Model: co.model, Device: d, Addrs: co.addrs,
+	msg := &worker.Deploy{Deployment: id, PlanHash: co.planHash, Model: co.model, Device: d, Addrs: co.addrs, Names: co.names,
 		Program: p.Spec(), Shaping: co.opt.Shaping, Threads: co.opt.Threads}
 	fail := func(err error) (bool, error) {
 		co.drop(d, w)
@@ -375,19 +405,32 @@ func (co *Coordinator) Run(ctx context.Context, inputs []*tensor.Tensor) (*Resul
 	}
 	wg.Wait()
 	latency := time.Since(t0)
-	// Report the first failure that is not a consequence of the cancel.
-	var first *outcome
+	// Report the first failure that is not a consequence of the cancel,
+	// and the other independent failures after it.
+	var failed []*outcome
 	for d := range results {
-		o := &results[d]
-		if o.err == nil {
-			continue
-		}
-		if first == nil || (isCancel(first.err) && !isCancel(o.err)) || (isCancel(first.err) == isCancel(o.err) && o.at.Before(first.at)) {
-			first = o
+		if results[d].err != nil {
+			failed = append(failed, &results[d])
 		}
 	}
-	if first != nil {
-		return nil, first.err
+	if len(failed) > 0 {
+		sort.SliceStable(failed, func(a, b int) bool {
+			ca, cb := isCancel(failed[a].err), isCancel(failed[b].err)
+			if ca != cb {
+				return !ca
+			}
+			return failed[a].at.Before(failed[b].at)
+		})
+		var also []string
+		for _, o := range failed[1:] {
+			if !isCancel(o.err) {
+				also = append(also, o.err.Error())
+			}
+		}
+		if len(also) > 0 {
+			return nil, fmt.Errorf("%w (also: %s)", failed[0].err, strings.Join(also, "; "))
+		}
+		return nil, failed[0].err
 	}
 	res := &Result{Req: req, Latency: latency, Devices: make([]DeviceResult, n), Redeployed: ds.Deployed}
 	outs := make([][]*tensor.Tensor, n)
@@ -414,9 +457,10 @@ func isCancel(err error) bool {
 // runOne runs request req on device d.
 func (co *Coordinator) runOne(ctx context.Context, d int, w *wconn, req uint64, inputs []*tensor.Tensor) ([]*tensor.Tensor, *worker.Result, error) {
 	label := co.label(d)
+	var closedByUs atomic.Bool
 	fail := func(err error) ([]*tensor.Tensor, *worker.Result, error) {
 		co.drop(d, w)
-		if ctx.Err() != nil && !errors.Is(err, transport.ErrCorrupt) {
+		if closedByUs.Load() {
 			return nil, nil, cancelError{fmt.Errorf("%s: request aborted: %w", label, err)}
 		}
 		return nil, nil, fmt.Errorf("%s: %w", label, err)
@@ -446,6 +490,7 @@ func (co *Coordinator) runOne(ctx context.Context, d int, w *wconn, req uint64, 
 		select {
 		case <-stop:
 		case <-time.After(co.opt.CancelGrace):
+			closedByUs.Store(true)
 			w.c.Close()
 		}
 	}()
@@ -481,7 +526,7 @@ func (co *Coordinator) runOne(ctx context.Context, d int, w *wconn, req uint64, 
 			case h.Req != req:
 				continue // a late answer to an older request
 			case rep.Type == "error":
-				if ctx.Err() != nil {
+				if rep.Canceled {
 					return nil, nil, cancelError{errors.New(rep.Error)}
 				}
 				return nil, nil, errors.New(rep.Error)

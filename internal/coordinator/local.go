@@ -238,9 +238,13 @@ func (l *Local) Kill(i int) error {
 	return nil
 }
 
-// Restart starts worker i again on its old address.
-func (l *Local) Restart(ctx context.Context, i int) error {
+// Restart starts worker i again on its old address, with extra command
+// line arguments instead of the configured ones.
+func (l *Local) Restart(ctx context.Context, i int, extra ...string) error {
 	l.Kill(i)
+	if i < len(l.cfg.ExtraArgs) {
+		l.cfg.ExtraArgs[i] = extra
+	}
 	return l.start(ctx, i, l.Addrs[i])
 }
 

@@ -57,6 +57,8 @@ const (
 	TensorData
 	// Ping keeps an idle connection's read deadline from expiring.
 	Ping
+	// Abort says why the sender is closing the connection (text payload).
+	Abort
 )
 
 func (k Kind) String() string {
@@ -69,6 +71,8 @@ func (k Kind) String() string {
 		return "tensor-data"
 	case Ping:
 		return "ping"
+	case Abort:
+		return "abort"
 	}
 	return fmt.Sprintf("kind(%d)", k)
 }

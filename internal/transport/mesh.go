@@ -33,6 +33,8 @@ type MeshConfig struct {
 	// Self is this device's index; Addrs are every device's listen address.
 	Self  int
 	Addrs []string
+	// Names of the devices for messages (optional).
+	Names []string
 	// Deployment identifies the deployment; peers of another deployment are
 	// refused.
 	Deployment string
@@ -139,11 +141,26 @@ func (m *Mesh) Ensure(ctx context.Context) error {
 			select {
 			case <-ch:
 			case <-ctx.Done():
-				return fmt.Errorf("peer device %d (%s) did not connect: %w", j, m.cfg.Addrs[j], ctx.Err())
+				return fmt.Errorf("peer %s did not connect: %w", m.label(j), ctx.Err())
 			}
 		}
 	}
 	return nil
+}
+
+// label names device j for messages.
+func (m *Mesh) label(j int) string {
+	if j < len(m.cfg.Names) && m.cfg.Names[j] != "" {
+		return fmt.Sprintf("device %s (%s)", m.cfg.Names[j], m.cfg.Addrs[j])
+	}
+	return fmt.Sprintf("device %d (%s)", j, m.cfg.Addrs[j])
+}
+
+func (m *Mesh) selfLabel() string {
+	if m.cfg.Self < len(m.cfg.Names) && m.cfg.Names[m.cfg.Self] != "" {
+		return "device " + m.cfg.Names[m.cfg.Self]
+	}
+	return fmt.Sprintf("device %d", m.cfg.Self)
 }
 
 func (m *Mesh) alive(j int) bool {
@@ -167,7 +184,7 @@ func (m *Mesh) dialPeer(ctx context.Context, j int) error {
 		slog.Debug("dial peer", "device", j, "addr", addr, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cannot connect to peer device %d at %s: %v (%w)", j, addr, last, ctx.Err())
+			return fmt.Errorf("cannot connect to peer %s: %v (%w)", m.label(j), last, ctx.Err())
 		case <-time.After(backoff):
 		}
 	}
@@ -423,7 +440,7 @@ func (p *peer) error() error {
 func (p *peer) fail(err error) {
 	p.mu.Lock()
 	if p.err == nil {
-		p.err = fmt.Errorf("connection to device %d (%s) lost: %w", p.idx, p.m.cfg.Addrs[p.idx], err)
+		p.err = fmt.Errorf("connection to %s lost: %w", p.m.label(p.idx), err)
 		close(p.dead)
 		p.queue = nil
 	}
@@ -493,11 +510,29 @@ func (p *peer) writeLoop() {
 	}
 }
 
+// failProtocol fails the connection after a protocol error (corrupted or
+// oversized frame), first telling the peer why, so its error names the
+// cause rather than a bare EOF.
+func (p *peer) failProtocol(err error) {
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTooLarge) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.c.WriteFrame(Header{Kind: Abort}, []byte(fmt.Sprintf("%s: %v", p.m.selfLabel(), err)))
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+	}
+	p.fail(err)
+}
+
 func (p *peer) readLoop() {
 	for {
 		h, err := p.c.ReadHeader(time.Time{})
 		if err != nil {
-			p.fail(err)
+			p.failProtocol(err)
 			return
 		}
 		switch h.Kind {
@@ -509,12 +544,20 @@ func (p *peer) readLoop() {
 		case TensorHead:
 			t, err := p.c.ReadTensorBody(h)
 			if err != nil {
-				p.fail(err)
+				p.failProtocol(err)
 				return
 			}
 			p.m.deliver(h.Req, p.idx, h.Tag, t)
+		case Abort:
+			b, err := p.c.ReadSmall(h)
+			if err != nil {
+				p.fail(err)
+				return
+			}
+			p.fail(fmt.Errorf("the peer closed it: %s", b))
+			return
 		default:
-			p.fail(fmt.Errorf("%w: unexpected %s frame on a peer connection", ErrCorrupt, h.Kind))
+			p.failProtocol(fmt.Errorf("%w: unexpected %s frame on a peer connection", ErrCorrupt, h.Kind))
 			return
 		}
 	}

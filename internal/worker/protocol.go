@@ -61,7 +61,9 @@ type Deploy struct {
 	Model      string `json:"model"`
 	Device     int    `json:"device"`
 	// Addrs are the listen addresses of all devices (the mesh).
-	Addrs   []string               `json:"addrs"`
+	Addrs []string `json:"addrs"`
+	// Names are the devices' names (for messages).
+	Names   []string               `json:"names,omitempty"`
 	Program *partition.ProgramSpec `json:"program"`
 	Shaping Shaping                `json:"shaping"`
 	// Threads for the kernels (0: all cores).
@@ -85,6 +87,9 @@ type Reply struct {
 	Status *Status `json:"status,omitempty"`
 	Result *Result `json:"result,omitempty"`
 	Error  string  `json:"error,omitempty"`
+	// Canceled marks an error caused by the coordinator's cancel (a
+	// consequence, not a cause).
+	Canceled bool `json:"canceled,omitempty"`
 }
 
 // Status describes a worker.

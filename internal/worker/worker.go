@@ -80,7 +80,9 @@ func New(ln net.Listener, opt Options) *Server {
 		opt.Name = ln.Addr().String()
 	}
 	if opt.MemoryLimit > 0 {
-		debug.SetMemoryLimit(opt.MemoryLimit)
+		// A soft limit for the garbage collector: the model's budget plus
+		// room for the runtime itself.
+		debug.SetMemoryLimit(opt.MemoryLimit + 32<<20)
 	}
 	return &Server{opt: opt, ln: ln}
 }
@@ -348,7 +350,7 @@ func (cs *coordSession) deploy(d *Deploy) error {
 		return refuse("%v", err)
 	}
 	dialer := transport.Dialer{TLS: s.opt.TLS}
-	mc := transport.MeshConfig{Self: d.Device, Addrs: d.Addrs, Deployment: d.Deployment, Dial: dialer.Dial, Limits: s.opt.Limits}
+	mc := transport.MeshConfig{Self: d.Device, Addrs: d.Addrs, Names: d.Names, Deployment: d.Deployment, Dial: dialer.Dial, Limits: s.opt.Limits}
 	if d.Shaping.Rate > 0 {
 		up := shaper.NewLimiter(d.Shaping.Rate, 0)
 		down := shaper.NewLimiter(d.Shaping.Rate, 0)
@@ -426,7 +428,8 @@ func (cs *coordSession) startRun(ctx context.Context, r *RunRequest) error {
 		outs, res, err := s.run(rctx, r, inputs)
 		if err != nil {
 			slog.Info("request failed", "worker", s.opt.Name, "req", r.Req, "err", err)
-			c.WriteControl(r.Req, Reply{Type: "error", Error: fmt.Sprintf("device %s: %v", s.opt.Name, err)})
+			canceled := errors.Is(rctx.Err(), context.Canceled)
+			c.WriteControl(r.Req, Reply{Type: "error", Error: fmt.Sprintf("device %s: %v", s.opt.Name, err), Canceled: canceled})
 			return
 		}
 		for i, t := range outs {
