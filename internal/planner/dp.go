@@ -54,6 +54,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/iop-edge/iop/internal/cluster"
@@ -1680,20 +1681,90 @@ func inputInfo(g *graph.Graph, name string) (graph.ValueInfo, bool) {
 
 // planOf follows a final state back to the initial one and writes the plan.
 func (dp *dpCtx) planOf(st *dpState) *plan.Plan {
-	p := newPlan(dp.pr, "optimal")
+	choices := make([]int, len(dp.nodes))
 	i := len(dp.nodes) - 1
 	for ; st.parent != nil; st = st.parent {
-		o := dp.nodes[i].opts[st.choice]
+		choices[i] = int(st.choice)
+		i--
+	}
+	return dp.planOfChoices(choices, st.input)
+}
+
+// planOfChoices writes the plan that takes option choices[i] at operator i
+// with the input arriving at device input.
+func (dp *dpCtx) planOfChoices(choices []int, input int) *plan.Plan {
+	p := newPlan(dp.pr, "optimal")
+	for i, c := range choices {
+		o := dp.nodes[i].opts[c]
 		np := &p.Nodes[i]
 		np.Out, np.Scheme = o.out, o.scheme
 		if o.in != nil {
 			l := *o.in
 			np.In = &l
 		}
-		i--
 	}
 	for k := range p.Inputs {
-		p.Inputs[k] = plan.Single(st.input)
+		p.Inputs[k] = plan.Single(input)
 	}
 	return p
+}
+
+// enumerate calls f for every assignment of options to the operators (and
+// every input device) that is valid in the DP's state space, with the DP's
+// operator-barrier cost of that assignment (what run minimizes). For tests:
+// it is exponential in the number of operators.
+func (dp *dpCtx) enumerate(f func(choices []int, input int, cost float64)) error {
+	choices := make([]int, len(dp.nodes))
+	var rec func(i int, places []*place, cost float64, input int)
+	rec = func(i int, places []*place, cost float64, input int) {
+		if i == len(dp.nodes) {
+			st := &dpState{places: places, clk: dp.zeroClock()}
+			f(choices, input, cost+dp.finalTime(st))
+			return
+		}
+		dn := dp.nodes[i]
+		pos := map[int]int{}
+		for k, v := range dp.frontier[i] {
+			pos[v] = k
+		}
+		ins := make([]*place, len(dn.inVals))
+		for k, v := range dn.inVals {
+			ins[k] = places[pos[v]]
+		}
+		for oi := range dn.opts {
+			r, err := dp.step(i, oi, ins)
+			if err != nil {
+				continue
+			}
+			next := make([]*place, len(dp.frontier[i+1]))
+			for k, v := range dp.frontier[i+1] {
+				switch {
+				case slices.Contains(dn.outVals, v):
+					next[k] = r.outs[slices.Index(dn.outVals, v)]
+				case slices.Contains(dn.inVals, v):
+					next[k] = r.ins[slices.Index(dn.inVals, v)]
+				default:
+					next[k] = places[pos[v]]
+				}
+			}
+			choices[i] = oi
+			rec(i+1, next, cost+r.time, input)
+		}
+	}
+	for d := 0; d < dp.n; d++ {
+		var places []*place
+		for _, v := range dp.frontier[0] {
+			info, ok := inputInfo(dp.g, dp.valNames[v])
+			if !ok {
+				return fmt.Errorf("value %q is live before the first operator but is not an input", dp.valNames[v])
+			}
+			p, err := dp.layoutPlace(plan.Single(d), info.Shape, int64(info.DType.Size()))
+			if err != nil {
+				return err
+			}
+			places = append(places, p)
+		}
+		rec(0, places, 0, d)
+	}
+	return nil
 }
