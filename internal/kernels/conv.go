@@ -248,25 +248,43 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 			zero[nzero] = uint8(c)
 			nzero++
 		}
-		row := icStart*khw + r - pc
-		for ic := icStart; ic < icEnd; ic, row = ic+1, row+khw {
+		row0 := icStart*khw + r - pc // panel row of channel icStart
+		if nts == 0 {
+			for ic, row := icStart, row0; ic < icEnd; ic, row = ic+1, row+khw {
+				clear(dst[row*nr : row*nr+nr])
+			}
+			continue
+		}
+		// Channels whose 16 (strided) source values lie inside the image
+		// slice are copied in one call; the others are gathered.
+		icA, icB := icStart, icStart
+		if regular && sw <= 2 {
+			span := sw * (nr - 1) // last source element, relative
+			icA = max(icStart, ceilDiv(-base, hw))
+			icB = min(icEnd, ceilDiv(len(in)-span-base, hw))
+			icB = max(icB, icA)
+			if icA < icB {
+				n := icB - icA
+				rowA := row0 + (icA-icStart)*khw
+				copyRows(n, dst[rowA*nr:], khw*nr, in[icA*hw+base:], hw, sw)
+				if nzero > 0 {
+					for ic, row := icA, rowA; ic < icB; ic, row = ic+1, row+khw {
+						d := dst[row*nr : row*nr+nr]
+						for _, c := range zero[:nzero] {
+							d[c] = 0
+						}
+					}
+				}
+			}
+		}
+		for ic, row := icStart, row0; ic < icEnd; ic, row = ic+1, row+khw {
+			if ic == icA && icA < icB {
+				ic, row = icB, row+(icB-icA)*khw
+				if ic >= icEnd {
+					break
+				}
+			}
 			d := (*[nr]float32)(dst[row*nr : row*nr+nr])
-			if nts == 0 {
-				*d = [nr]float32{}
-				continue
-			}
-			src := ic*hw + base
-			if regular && src >= 0 && src+sw*(nr-1) < len(in) {
-				if sw == 1 {
-					*d = *(*[nr]float32)(in[src : src+nr])
-				} else {
-					gatherStrided(d, in[src:src+sw*(nr-1)+1], sw)
-				}
-				for _, c := range zero[:nzero] {
-					d[c] = 0
-				}
-				continue
-			}
 			*d = [nr]float32{}
 			chOff := ic * hw
 			for _, t := range ts[:nts] {
@@ -275,18 +293,6 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 				}
 			}
 		}
-	}
-}
-
-// gatherStrided sets d[c] = src[c*stride] for c < 16.
-func gatherStrided(d *[nr]float32, src []float32, stride int) {
-	if stride == 2 && gather16s2 != nil {
-		gather16s2(d, src)
-		return
-	}
-	src = src[:(nr-1)*stride+1]
-	for c := range d {
-		d[c] = src[c*stride]
 	}
 }
 

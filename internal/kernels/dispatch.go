@@ -31,9 +31,9 @@ var (
 	// ldi): out[y*ldo+x] = clamp(bias + Σ w[3ky+kx]·in[(s·y+ky)*ldi + s·x+kx],
 	// lo, hi) for x < n, a multiple of 8. nil when there is no such kernel.
 	dw3x3 func(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w []float32, bias, lo, hi float32)
-	// gather16s2 sets d[c] = src[2c] for c < 16 (src has at least 31
-	// elements); nil when there is no such kernel.
-	gather16s2 func(d *[nr]float32, src []float32)
+	// copyRows sets dst[r*dstStride+c] = src[r*srcStride+stride*c] for r < n
+	// and c < 16; stride is 1 or 2.
+	copyRows = copyRowsGo
 	// peakFMA runs n iterations of 96 independent multiply-adds.
 	peakFMA  = peakFMAGo
 	kernName = "go"

@@ -15,7 +15,7 @@ func init() {
 	axpy = axpyAVX2
 	dw3x3 = dw3x3AVX2
 	peakFMA = peakFMAAVX2
-	gather16s2 = gather16s2AVX2
+	copyRows = copyRowsAVX2
 	kernName = "avx2-fma"
 }
 
@@ -71,7 +71,14 @@ func dw3x3AVX2(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w 
 	}
 }
 
-func gather16s2AVX2(d *[nr]float32, src []float32) {
-	_ = src[2*nr-2]
-	gather16s2Asm(&d[0], &src[0])
+func copyRowsAVX2(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {
+	if n <= 0 {
+		return
+	}
+	_, _ = dst[(n-1)*dstStride+nr-1], src[(n-1)*srcStride+stride*(nr-1)]
+	if stride == 1 {
+		copyRows16AVX2(n, &dst[0], dstStride, &src[0], srcStride)
+	} else {
+		copyRows16s2AVX2(n, &dst[0], dstStride, &src[0], srcStride)
+	}
 }

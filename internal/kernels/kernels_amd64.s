@@ -843,18 +843,60 @@ dw3x3s2AVX2_done:
 	VZEROUPPER
 	RET
 
-// func gather16s2Asm(dst *float32, src *float32)
+// func copyRows16AVX2(n int, dst *float32, dstStride int, src *float32, srcStride int)
+// Requires: AVX
+TEXT ·copyRows16AVX2(SB), NOSPLIT, $0-40
+	MOVQ n+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ dstStride+16(FP), DX
+	SHLQ $0x02, DX
+	MOVQ src+24(FP), BX
+	MOVQ srcStride+32(FP), SI
+	SHLQ $0x02, SI
+
+copyRows16AVX2_loop:
+	TESTQ   AX, AX
+	JE      copyRows16AVX2_done
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	ADDQ    DX, CX
+	ADDQ    SI, BX
+	DECQ    AX
+	JMP     copyRows16AVX2_loop
+
+copyRows16AVX2_done:
+	VZEROUPPER
+	RET
+
+// func copyRows16s2AVX2(n int, dst *float32, dstStride int, src *float32, srcStride int)
 // Requires: AVX, AVX2
-TEXT ·gather16s2Asm(SB), NOSPLIT, $0-16
-	MOVQ    dst+0(FP), AX
-	MOVQ    src+8(FP), CX
-	VMOVUPS (CX), Y0
-	VSHUFPS $0x88, 32(CX), Y0, Y0
+TEXT ·copyRows16s2AVX2(SB), NOSPLIT, $0-40
+	MOVQ n+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ dstStride+16(FP), DX
+	SHLQ $0x02, DX
+	MOVQ src+24(FP), BX
+	MOVQ srcStride+32(FP), SI
+	SHLQ $0x02, SI
+
+copyRows16s2AVX2_loop:
+	TESTQ   AX, AX
+	JE      copyRows16s2AVX2_done
+	VMOVUPS (BX), Y0
+	VSHUFPS $0x88, 32(BX), Y0, Y0
 	VPERMPD $0xd8, Y0, Y0
-	VMOVUPS Y0, (AX)
-	VMOVUPS 64(CX), Y0
-	VSHUFPS $0xd8, 92(CX), Y0, Y0
+	VMOVUPS Y0, (CX)
+	VMOVUPS 64(BX), Y0
+	VSHUFPS $0xd8, 92(BX), Y0, Y0
 	VPERMPD $0xd8, Y0, Y0
-	VMOVUPS Y0, 32(AX)
+	VMOVUPS Y0, 32(CX)
+	ADDQ    DX, CX
+	ADDQ    SI, BX
+	DECQ    AX
+	JMP     copyRows16s2AVX2_loop
+
+copyRows16s2AVX2_done:
 	VZEROUPPER
 	RET

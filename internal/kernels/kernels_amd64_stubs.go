@@ -33,5 +33,8 @@ func dw3x3s1AVX2(rows int, n int, out *float32, ldo int, in *float32, ldi int, w
 // out[y*ldo+x] = clamp(bias + sum_{ky,kx} w[3ky+kx]*in[(2y+ky)*ldi + 2x+kx], lo, hi).
 func dw3x3s2AVX2(rows int, n int, out *float32, ldo int, in *float32, ldi int, w *float32, bias float32, lo float32, hi float32)
 
-// gather16s2Asm sets dst[c] = src[2c] for c < 16, reading only src[0:31].
-func gather16s2Asm(dst *float32, src *float32)
+// copyRows16AVX2 sets dst[r*dstStride+c] = src[r*srcStride+1*c] for r < n, c < 16.
+func copyRows16AVX2(n int, dst *float32, dstStride int, src *float32, srcStride int)
+
+// copyRows16s2AVX2 sets dst[r*dstStride+c] = src[r*srcStride+2*c] for r < n, c < 16.
+func copyRows16s2AVX2(n int, dst *float32, dstStride int, src *float32, srcStride int)

@@ -70,6 +70,20 @@ func microPanelGo(tiles, k int, a []float32, astride int, b, c []float32, ldc in
 	}
 }
 
+func copyRowsGo(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {
+	for r := 0; r < n; r++ {
+		d := (*[nr]float32)(dst[r*dstStride : r*dstStride+nr])
+		s := src[r*srcStride : r*srcStride+stride*(nr-1)+1]
+		if stride == 1 {
+			*d = [nr]float32(s)
+			continue
+		}
+		for c := range d {
+			d[c] = s[c*stride]
+		}
+	}
+}
+
 func dot4Go(n int, x, w []float32, ldw int, out *[4]float32) {
 	x = x[:n]
 	w0 := w[:n]

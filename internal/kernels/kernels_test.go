@@ -302,15 +302,19 @@ func TestNaNPropagates(t *testing.T) {
 	}
 }
 
-func TestGatherStrided(t *testing.T) {
+func TestCopyRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
-	for _, stride := range []int{1, 2, 3} {
-		src := randSlice(r, (nr-1)*stride+1) // exactly the elements needed
-		var d [nr]float32
-		gatherStrided(&d, src, stride)
-		for c := range d {
-			if d[c] != src[c*stride] {
-				t.Fatalf("stride %d: d[%d] = %v, want %v", stride, c, d[c], src[c*stride])
+	for _, stride := range []int{1, 2} {
+		const n, ds, ss = 5, 20, 40
+		// Exactly the elements needed: the last row ends at its last value.
+		src := randSlice(r, (n-1)*ss+stride*(nr-1)+1)
+		dst := make([]float32, (n-1)*ds+nr)
+		copyRows(n, dst, ds, src, ss, stride)
+		for row := 0; row < n; row++ {
+			for c := 0; c < nr; c++ {
+				if got, want := dst[row*ds+c], src[row*ss+stride*c]; got != want {
+					t.Fatalf("stride %d: row %d col %d = %v, want %v", stride, row, c, got, want)
+				}
 			}
 		}
 	}

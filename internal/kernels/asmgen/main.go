@@ -27,7 +27,8 @@ func main() {
 	saxpy()
 	dw3x3s1()
 	dw3x3s2()
-	gather16s2()
+	copyRows("copyRows16AVX2", 1)
+	copyRows("copyRows16s2AVX2", 2)
 	Generate()
 }
 
@@ -469,25 +470,48 @@ func dw3x3s2() {
 	}, func() { w, bias, lo, hi = dwSetup() })
 }
 
-// gather16s2 generates a stride-2 gather of 16 floats, used to pack im2col
-// panels of stride-2 convolutions. It never reads past src[30].
-func gather16s2() {
-	TEXT("gather16s2Asm", NOSPLIT, "func(dst, src *float32)")
-	Doc("gather16s2Asm sets dst[c] = src[2c] for c < 16, reading only src[0:31].")
+// copyRows generates a loop that copies n rows of 16 floats, taking every
+// element (stride 1) or every second element (stride 2) of the source rows:
+// dst[r*dstStride+c] = src[r*srcStride+stride*c]. It packs im2col panels.
+// The stride-2 version never reads past src[r*srcStride+30].
+func copyRows(name string, stride int) {
+	TEXT(name, NOSPLIT, "func(n int, dst *float32, dstStride int, src *float32, srcStride int)")
+	Doc(fmt.Sprintf("%s sets dst[r*dstStride+c] = src[r*srcStride+%d*c] for r < n, c < 16.", name, stride))
+	n := Load(Param("n"), GP64())
 	dst := Load(Param("dst"), GP64())
+	ds := Load(Param("dstStride"), GP64())
+	SHLQ(Imm(2), ds)
 	src := Load(Param("src"), GP64())
-	a, t := YMM(), YMM()
-	// Outputs 0..7: even elements of src[0:8] and src[8:16].
-	VMOVUPS(Mem{Base: src}, a)
-	VSHUFPS(Imm(0x88), Mem{Base: src, Disp: 32}, a, t)
-	VPERMPD(Imm(0xD8), t, t)
-	VMOVUPS(t, Mem{Base: dst})
-	// Outputs 8..15: even elements of src[16:24] and odd elements of
-	// src[23:31] (imm 0xD8 picks lanes 0,2 of the first, 1,3 of the second).
-	VMOVUPS(Mem{Base: src, Disp: 64}, a)
-	VSHUFPS(Imm(0xD8), Mem{Base: src, Disp: 92}, a, t)
-	VPERMPD(Imm(0xD8), t, t)
-	VMOVUPS(t, Mem{Base: dst, Disp: 32})
+	ss := Load(Param("srcStride"), GP64())
+	SHLQ(Imm(2), ss)
+	a, b := YMM(), YMM()
+	Label(name + "_loop")
+	TESTQ(n, n)
+	JE(LabelRef(name + "_done"))
+	if stride == 1 {
+		VMOVUPS(Mem{Base: src}, a)
+		VMOVUPS(Mem{Base: src, Disp: 32}, b)
+		VMOVUPS(a, Mem{Base: dst})
+		VMOVUPS(b, Mem{Base: dst, Disp: 32})
+	} else {
+		// Outputs 0..7: even elements of src[0:8] and src[8:16].
+		VMOVUPS(Mem{Base: src}, a)
+		VSHUFPS(Imm(0x88), Mem{Base: src, Disp: 32}, a, b)
+		VPERMPD(Imm(0xD8), b, b)
+		VMOVUPS(b, Mem{Base: dst})
+		// Outputs 8..15: even elements of src[16:24] and odd elements of
+		// src[23:31] (imm 0xD8 picks lanes 0,2 of the first, 1,3 of the
+		// second), so src[31] is never read.
+		VMOVUPS(Mem{Base: src, Disp: 64}, a)
+		VSHUFPS(Imm(0xD8), Mem{Base: src, Disp: 92}, a, b)
+		VPERMPD(Imm(0xD8), b, b)
+		VMOVUPS(b, Mem{Base: dst, Disp: 32})
+	}
+	ADDQ(ds, dst)
+	ADDQ(ss, src)
+	DECQ(n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
