@@ -171,11 +171,12 @@ type tapSeg struct {
 // panel packs rows [pc,pc+kc) × columns [j0,j0+w) of the implicit im2col
 // matrix as one 16-column panel. Rows are visited per kernel tap (ky,kx):
 // the 16 source offsets of a tap are the same in every input channel, so
-// they are classified once (per run of columns on one output row) and the
-// channel loop only copies. For most taps the valid columns are an
-// arithmetic sequence in memory (stride StrideW, also across output-row
-// boundaries when OutW == InW): those copy 16 consecutive (or strided)
-// values and zero the few padding columns.
+// they are classified once (per run of columns on one output row). For most
+// taps the valid columns are an arithmetic sequence in memory (stride
+// StrideW, also across output-row boundaries when OutW == InW): then one
+// copyRows call copies 16 consecutive (or every second) values for all
+// channels, and the few padding columns are zeroed. Other taps, and channels
+// whose run would leave the image slice, are gathered element by element.
 func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 	p := s.p
 	in := s.in
