@@ -36,12 +36,16 @@ package planner
 // is an upper bound on that operator's share. The final plans are always
 // re-evaluated by the full simulator (planner.Evaluate).
 //
-// Exactness. With at most `beam` states per stage the DP is exact for its
-// cost: the frontier of a chain or a ResNet is far below the beam, so the
-// DP's optimum there is the true minimum over every assignment in its state
-// space (the exhaustive test checks this). Wide blocks (Inception, DenseNet)
-// can exceed the beam; then the cheapest `beam` states are kept (a beam
-// search), which is always valid but may miss the optimum.
+// Exactness. Where at most two values are live (chains, residual blocks,
+// two-branch blocks such as SqueezeNet's Fire) no state is dropped (the
+// beam, 3000, is far above the few hundred states that occur), so the DP's
+// optimum is the true minimum of its cost over every assignment in its
+// state space (the exhaustive test checks this on chains). Where more
+// values are live (Inception's four branches, DenseNet's dense blocks) the
+// number of states grows exponentially with the width; there only the
+// cheapest states are kept, about work/options per stage (a beam search),
+// which is always valid but may miss the optimum. dpCtx.truncated reports
+// whether that happened.
 //
 // Memory. Weights of the chosen shards accumulate per device along a path,
 // and the activations a step touches are estimated per device; a state whose
@@ -217,14 +221,16 @@ type dpCtx struct {
 	transitions int
 	misses      int
 	maxStates   int
-	truncated   bool // the beam cut states: the result may not be optimal
+	truncated   bool  // the beam cut states: the result may not be optimal
+	pruned      []int // states dropped per device for memory
 }
 
-// beamAt is the most states kept before operator i: cfg.beam, lowered so
-// that states × options stays within cfg.work.
+// beamAt is the most states kept before operator i: cfg.beam where at most
+// two values are live (chains, residual blocks, two-branch blocks: exact),
+// else lowered so that states × options stays within cfg.work.
 func (dp *dpCtx) beamAt(i int) int {
 	b := dp.cfg.beam
-	if i < len(dp.nodes) && dp.cfg.work > 0 {
+	if i < len(dp.nodes) && dp.cfg.work > 0 && len(dp.frontier[i]) > 2 {
 		b = min(b, max(dp.cfg.minBeam, dp.cfg.work/max(1, len(dp.nodes[i].opts))))
 	}
 	return b
@@ -237,7 +243,7 @@ func newDP(pr *Problem, cfg dpConfig) (*dpCtx, error) {
 		cfg.beam = 3000
 	}
 	if cfg.work == 0 {
-		cfg.work = 4000
+		cfg.work = 1500
 	}
 	if cfg.minBeam <= 0 {
 		cfg.minBeam = 64
@@ -1166,6 +1172,21 @@ func (dp *dpCtx) step(i, oi int, ins []*place) (*stepResult, error) {
 
 var errInvalid = fmt.Errorf("option not valid for this input state")
 
+// errNoFit: every path of the DP overflows some device's memory.
+var errNoFit = fmt.Errorf("memory limits")
+
+// floorTime is the compute floor: total FLOPs over total conv speed.
+func (dp *dpCtx) floorTime() float64 {
+	var fl, sp float64
+	for _, n := range dp.g.Nodes {
+		fl += float64(ops.NodeFLOPs(dp.g, n))
+	}
+	for d := 0; d < dp.n; d++ {
+		sp += dp.pr.Cluster.Speed(d, string(ops.ClassConv))
+	}
+	return fl / sp
+}
+
 // contrib is what reading one input contributes to an owner or IC step:
 // a reduce phase if the input is partial, the main phase's transfer steps
 // per device, the input's new placement and the bytes allocated.
@@ -1512,6 +1533,7 @@ type dpResult struct {
 func (dp *dpCtx) run() ([]dpResult, error) {
 	n := dp.n
 	dp.transitions, dp.misses, dp.maxStates, dp.truncated = 0, 0, 0, false
+	dp.pruned = make([]int, n)
 	g := dp.g
 	// Initial states: the input arrives at one device (as single does).
 	var states []*dpState
@@ -1619,6 +1641,7 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 					peak[d] = max(st.peak[d], live[d]+r.act[d])
 					if lim := dp.limit[d]; lim > 0 && !dp.cfg.noPrune && weights[d]+peak[d]+dp.overhead > lim {
 						feasible = false
+						dp.pruned[d]++
 					}
 				}
 				if !feasible {
@@ -1640,7 +1663,7 @@ func (dp *dpCtx) run() ([]dpResult, error) {
 			}
 		}
 		if len(table) == 0 {
-			return nil, fmt.Errorf("no feasible layout for %v (memory limits)", dn.node)
+			return nil, fmt.Errorf("%w: no layout of %v fits", errNoFit, dn.node)
 		}
 		states = states[:0]
 		for _, st := range table {

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -79,46 +80,56 @@ func optimalDP(pr *Problem) ([]*plan.Plan, error) {
 	return out, nil
 }
 
+// runDP runs one DP configuration. While its plans overflow a device (by
+// the simulator's count, or the DP finds no path within its own estimate),
+// the price of a weight byte on the offending devices is raised and the DP
+// rerun, a few times at most.
 func runDP(pr *Problem, cfg dpConfig) ([]*plan.Plan, error) {
 	n := pr.Cluster.N()
 	dp, err := newDP(pr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("optimal: %w", err)
 	}
+	scale := dp.floorTime()
 	var out []*plan.Plan
-	for iter := 0; iter < 6; iter++ {
-		res, err := dp.run()
-		if err != nil {
-			break // nothing fits even the DP's own memory estimate
-		}
+	for iter := 0; iter < 8; iter++ {
 		over := make([]bool, n)
+		res, err := dp.run()
+		switch {
+		case errors.Is(err, errNoFit):
+			for d, k := range dp.pruned {
+				over[d] = k > 0
+			}
+		case err != nil:
+			return nil, fmt.Errorf("optimal: %w", err)
+		}
 		fit := false
 		for _, r := range res {
 			if _, err := Evaluate(pr, r.plan); err != nil {
 				continue // the DP proposed what the compiler rejects; skip it
 			}
 			out = append(out, r.plan)
-			if d := Fits(pr, r.plan.Prediction); d >= 0 {
-				for dd, dev := range r.plan.Prediction.Devices {
-					if lim := int64(pr.Cluster.Devices[dd].Memory); lim > 0 && dev.PeakMemoryBytes > lim {
-						over[dd] = true
-					}
-				}
-			} else {
+			if Fits(pr, r.plan.Prediction) < 0 {
 				fit = true
+				continue
+			}
+			for d, dev := range r.plan.Prediction.Devices {
+				if lim := int64(pr.Cluster.Devices[d].Memory); lim > 0 && dev.PeakMemoryBytes > lim {
+					over[d] = true
+				}
 			}
 		}
-		if fit || len(res) == 0 {
+		if fit {
 			break
 		}
 		raised := false
 		for d := range over {
-			if !over[d] {
-				continue
+			if over[d] && pr.Cluster.Devices[d].Memory > 0 {
+				// A device's whole memory in weights costs 1/4 of the
+				// compute floor, then 1×, 4×, ...
+				dp.cfg.penalty[d] = math.Max(dp.cfg.penalty[d]*4, scale/4/float64(pr.Cluster.Devices[d].Memory))
+				raised = true
 			}
-			base := res[0].cost / float64(pr.Cluster.Devices[d].Memory)
-			dp.cfg.penalty[d] = math.Max(dp.cfg.penalty[d]*4, base)
-			raised = true
 		}
 		if !raised {
 			break
