@@ -124,6 +124,10 @@ func Compile(g *graph.Graph, opt Options) (*Program, error) {
 	}
 	for _, o := range g.Outputs {
 		s, ok := p.slot[o.Name]
+		if !ok && g.IsConst(o.Name) {
+			// The whole output folded at load time.
+			s, ok = newSlot(o.Name), true
+		}
 		if !ok {
 			return nil, fmt.Errorf("graph output %q is not computed", o.Name)
 		}
