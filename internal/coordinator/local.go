@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -70,9 +71,15 @@ type Local struct {
 
 	cfg   LocalConfig
 	bed   *testbed.Bed
+	mu    sync.Mutex // guards procs and exits
 	procs []*exec.Cmd
-	args  [][]string
-	waits []chan error
+	exits []*exit
+}
+
+// exit is a worker process's end: done is closed when it has exited.
+type exit struct {
+	done chan struct{}
+	err  error
 }
 
 // StartLocal starts cfg.N `iop worker` processes and waits until each
@@ -93,8 +100,9 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 			cfg.Names = append(cfg.Names, fmt.Sprintf("dev%d", i))
 		}
 	}
+	cfg.ExtraArgs = append([][]string(nil), cfg.ExtraArgs...)
 	l := &Local{cfg: cfg, Names: cfg.Names, Addrs: make([]string, cfg.N), procs: make([]*exec.Cmd, cfg.N),
-		args: make([][]string, cfg.N), waits: make([]chan error, cfg.N), LatencyMS: cfg.LatencyMS}
+		exits: make([]*exit, cfg.N), LatencyMS: cfg.LatencyMS}
 	mode := cfg.Mode
 	if mode == "" {
 		mode = "auto"
@@ -194,9 +202,10 @@ func (l *Local) start(ctx context.Context, i int, listen string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start worker %s: %w", l.Names[i], err)
 	}
-	l.procs[i], l.args[i] = cmd, args
-	wait := make(chan error, 1)
-	l.waits[i] = wait
+	ex := &exit{done: make(chan struct{})}
+	l.mu.Lock()
+	l.procs[i], l.exits[i] = cmd, ex
+	l.mu.Unlock()
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -211,14 +220,16 @@ func (l *Local) start(ctx context.Context, i int, listen string) error {
 		}
 		io.Copy(io.Discard, out)
 	}()
-	go func() { wait <- cmd.Wait() }()
+	go func() {
+		ex.err = cmd.Wait()
+		close(ex.done)
+	}()
 	select {
 	case a := <-addrc:
 		l.Addrs[i] = a
 		return nil
-	case err := <-wait:
-		wait <- err
-		return fmt.Errorf("worker %s exited at start: %v", l.Names[i], err)
+	case <-ex.done:
+		return fmt.Errorf("worker %s exited at start: %v", l.Names[i], ex.err)
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("worker %s did not start listening within 30 s", l.Names[i])
 	case <-ctx.Done():
@@ -226,15 +237,18 @@ func (l *Local) start(ctx context.Context, i int, listen string) error {
 	}
 }
 
-// Kill kills worker i with SIGKILL (for fault tests) and waits for it.
+// Kill kills worker i with SIGKILL (for fault tests) and waits for it to
+// exit. Killing a worker that is not running does nothing.
 func (l *Local) Kill(i int) error {
-	p := l.procs[i]
+	l.mu.Lock()
+	p, ex := l.procs[i], l.exits[i]
+	l.procs[i] = nil
+	l.mu.Unlock()
 	if p == nil || p.Process == nil {
 		return nil
 	}
 	p.Process.Kill()
-	<-l.waits[i]
-	l.procs[i] = nil
+	<-ex.done
 	return nil
 }
 
@@ -248,8 +262,10 @@ func (l *Local) Restart(ctx context.Context, i int, extra ...string) error {
 	return l.start(ctx, i, l.Addrs[i])
 }
 
-// Pid is worker i's process id.
+// Pid is worker i's process id (0 if it is not running).
 func (l *Local) Pid(i int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.procs[i] == nil || l.procs[i].Process == nil {
 		return 0
 	}
@@ -257,25 +273,28 @@ func (l *Local) Pid(i int) int {
 }
 
 // Stop terminates the workers (SIGTERM, then SIGKILL after 5 s) and takes
-// the testbed down.
+// the testbed down. It reports workers that did not exit cleanly.
 func (l *Local) Stop() error {
 	var errs []error
-	for i, p := range l.procs {
+	for i := range l.procs {
+		l.mu.Lock()
+		p, ex := l.procs[i], l.exits[i]
+		l.procs[i] = nil
+		l.mu.Unlock()
 		if p == nil || p.Process == nil {
 			continue
 		}
 		p.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-l.waits[i]:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("worker %s: %v", l.Names[i], err))
+		case <-ex.done:
+			if ex.err != nil {
+				errs = append(errs, fmt.Errorf("worker %s: %v", l.Names[i], ex.err))
 			}
 		case <-time.After(5 * time.Second):
 			p.Process.Kill()
-			<-l.waits[i]
+			<-ex.done
 			errs = append(errs, fmt.Errorf("worker %s ignored SIGTERM", l.Names[i]))
 		}
-		l.procs[i] = nil
 	}
 	if l.bed != nil {
 		if err := l.bed.Down(); err != nil {
