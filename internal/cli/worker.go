@@ -34,6 +34,7 @@ func newWorkerCmd() *cobra.Command {
 		threads  int
 		fault    string
 		maxFrame int
+		gcPct    int
 		tf       tlsFlags
 	)
 	cmd := &cobra.Command{
@@ -60,7 +61,7 @@ shard and activations do not fit is refused.`,
 			if fault != "" && !slices.Contains(worker.Faults, fault) {
 				return usageError{fmt.Errorf("--fault %q: want one of %v", fault, worker.Faults)}
 			}
-			opt := worker.Options{Name: name, MemoryLimit: lim, Threads: threads, Fault: fault,
+			opt := worker.Options{Name: name, MemoryLimit: lim, Threads: threads, Fault: fault, GCPercent: gcPct,
 				Limits: transport.Limits{MaxFrame: maxFrame}}
 			if tf.files.Enabled() {
 				cfg, err := tf.files.Config()
@@ -89,6 +90,7 @@ shard and activations do not fit is refused.`,
 	f.StringVar(&memLimit, "memory-limit", "", "refuse deployments that need more memory than this (e.g. 512MiB)")
 	f.IntVar(&threads, "threads", 0, "kernel threads (0: as the coordinator says, else all cores)")
 	f.IntVar(&maxFrame, "max-frame", transport.DefaultMaxFrame, "largest frame payload accepted, in bytes")
+	f.IntVar(&gcPct, "gc-percent", worker.DefaultGCPercent, "garbage collector target (GOGC) of the worker process")
 	f.StringVar(&fault, "fault", "", "inject a fault for testing: "+fmt.Sprint(worker.Faults))
 	f.MarkHidden("fault")
 	tf.register(cmd)

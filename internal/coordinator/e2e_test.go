@@ -22,6 +22,7 @@ import (
 	"github.com/iop-edge/iop/internal/passes"
 	"github.com/iop-edge/iop/internal/planner"
 	"github.com/iop-edge/iop/internal/tensor"
+	"github.com/iop-edge/iop/internal/testbed"
 	"github.com/iop-edge/iop/internal/transport"
 	"github.com/iop-edge/iop/internal/worker"
 	"github.com/iop-edge/iop/internal/zoo"
@@ -435,5 +436,29 @@ func TestRunLocalCLI(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestRunLocalTestbed runs `iop run --local` on the kernel testbed
+// (network namespaces, tc-shaped links) when this machine has it.
+func TestRunLocalTestbed(t *testing.T) {
+	if err := testbed.Available(); err != nil {
+		t.Skipf("testbed not available: %v", err)
+	}
+	out, stderr, err := runCLI(t, "run", "tiny-densenet", "--local", "2", "--emulation", "netns", "--bandwidth", "50Mbps", "--strategy", "hp", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var rep struct {
+		LatencyMS          float64 `json:"latency_ms"`
+		PredictedLatencyMS float64 `json:"predicted_latency_ms"`
+		Emulation          string  `json:"emulation"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("netns+tc at 50 Mbit/s: latency %.1f ms, predicted %.1f ms", rep.LatencyMS, rep.PredictedLatencyMS)
+	if rep.Emulation != EmulationNetns {
+		t.Fatalf("emulation %q, want %q", rep.Emulation, EmulationNetns)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/iop-edge/iop/internal/shaper"
 	"github.com/iop-edge/iop/internal/tensor"
+	"github.com/iop-edge/iop/internal/testbed"
 )
 
 // pipe returns two framed ends of a loopback TCP connection.
@@ -278,9 +280,15 @@ func TestMeshPeerDeath(t *testing.T) {
 	}
 }
 
-// benchGoodput sends size-byte tensors from a to b and reports goodput.
+// benchGoodput sends size-byte tensors over loopback and reports goodput.
 func benchGoodput(b *testing.B, wrap func(net.Conn) net.Conn, size int, rate float64) {
 	a, c := pipe(b, wrap)
+	goodput(b, a, c, size, rate)
+}
+
+// goodput sends size-byte tensors from a to c and reports goodput (and its
+// share of rate, if given).
+func goodput(b *testing.B, a, c *Conn, size int, rate float64) {
 	x := randTensor(tensor.Shape{size / 4})
 	b.SetBytes(int64(size))
 	b.ResetTimer()
@@ -334,6 +342,44 @@ func BenchmarkGoodputShaped(b *testing.B) {
 		rate := mbps * 1e6 / 8
 		b.Run(fmt.Sprintf("%gMbps", mbps), func(b *testing.B) {
 			benchGoodput(b, func(c net.Conn) net.Conn { return shaper.Wrap(c, rate) }, 1<<20, rate)
+		})
+	}
+}
+
+// BenchmarkGoodputTestbed is goodput between two network namespaces of the
+// kernel testbed (netns+tc emulation: tbf on each device's link) at 50 and
+// 100 Mbit/s. It needs root and the testbed's tools.
+func BenchmarkGoodputTestbed(b *testing.B) {
+	if err := testbed.Available(); err != nil {
+		b.Skipf("testbed not available: %v", err)
+	}
+	for _, mbps := range []float64{50, 100} {
+		rate := mbps * 1e6 / 8
+		b.Run(fmt.Sprintf("%gMbps", mbps), func(b *testing.B) {
+			bed, err := testbed.Up(context.Background(), testbed.Config{Devices: 2, Limits: testbed.Limits{Bandwidth: rate},
+				Prefix: fmt.Sprintf("tr%d", os.Getpid()%100000)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bed.Down()
+			ln, err := bed.Listen(1, "tcp4", bed.Devices[1].Addr+":0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			acc := make(chan net.Conn, 1)
+			go func() {
+				c, _ := ln.Accept()
+				acc <- c
+			}()
+			nc, err := bed.Dial(context.Background(), 0, "tcp4", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			a, c := NewConn(nc, Limits{}), NewConn(<-acc, Limits{})
+			defer a.Close()
+			defer c.Close()
+			goodput(b, a, c, 1<<20, rate)
 		})
 	}
 }

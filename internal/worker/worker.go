@@ -44,11 +44,19 @@ type Options struct {
 	Limits transport.Limits
 	// Threads for the kernels (0: as the deployment says, else all cores).
 	Threads int
+	// GCPercent is the garbage collector's target (GOGC) for the worker
+	// process; 0 means DefaultGCPercent. Activations are pointer-free
+	// float32 slices, so collecting often is cheap and keeps the resident
+	// memory near the live weights and activations the plan predicts.
+	GCPercent int
 	// Fault injects a failure for tests: "corrupt-frame" (flip a bit of the
 	// first tensor data frame sent to a peer), "oversize-frame" (announce a
 	// frame beyond the limit instead), "no-mesh" (never connect to peers).
 	Fault string
 }
+
+// DefaultGCPercent is the worker's default GOGC.
+const DefaultGCPercent = 25
 
 // Faults the worker can inject.
 var Faults = []string{"corrupt-frame", "oversize-frame", "no-mesh"}
@@ -79,6 +87,10 @@ func New(ln net.Listener, opt Options) *Server {
 	if opt.Name == "" {
 		opt.Name = ln.Addr().String()
 	}
+	if opt.GCPercent == 0 {
+		opt.GCPercent = DefaultGCPercent
+	}
+	debug.SetGCPercent(opt.GCPercent)
 	if opt.MemoryLimit > 0 {
 		// A soft limit for the garbage collector: the model's budget plus
 		// room for the runtime itself.
