@@ -8,16 +8,17 @@ import (
 	"time"
 )
 
-// measuredPeak is one core's FMA peak in GFLOP/s, measured once per test
-// binary with PeakFMA so efficiencies are relative to the same run.
+// measuredPeak is one core's FMA peak in GFLOP/s with the selected kernel
+// set (AVX-512 or AVX2), measured once per test binary with PeakFMAActive so
+// efficiencies are relative to the same run.
 var measuredPeak = sync.OnceValue(func() float64 {
 	// Best of many short runs: the machine may be shared and noisy.
 	best := 0.0
 	for i := 0; i < 40; i++ {
 		const iters = 20_000
 		t0 := time.Now()
-		PeakFMA(iters)
-		best = max(best, float64(iters*PeakFlopsPerIter)/time.Since(t0).Seconds()/1e9)
+		f := PeakFMAActive(iters)
+		best = max(best, f/time.Since(t0).Seconds()/1e9)
 	}
 	return best
 })
@@ -52,6 +53,16 @@ func runFlops(b *testing.B, flops float64, threads int, op func()) {
 func BenchmarkPeakFMA(b *testing.B) {
 	const iters = 100_000
 	runFlops(b, iters*PeakFlopsPerIter, 1, func() { PeakFMA(iters) })
+}
+
+// BenchmarkPeakFMA512 measures one core's AVX-512 peak: 24 independent
+// 16-wide FMAs per iteration.
+func BenchmarkPeakFMA512(b *testing.B) {
+	if active.name != "avx512" {
+		b.Skip("AVX-512 kernels not selected")
+	}
+	const iters = 100_000
+	runFlops(b, PeakFMAActive(0)+iters*float64(active.peakFlops), 1, func() { PeakFMAActive(iters) })
 }
 
 func BenchmarkSgemm(b *testing.B) {

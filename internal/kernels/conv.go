@@ -30,6 +30,7 @@ type ConvParams struct {
 // as it is complete. Depthwise convolutions (InC/Group == 1, any channel
 // multiplier) use a direct kernel.
 type Conv struct {
+	ks     *kernelSet
 	p      ConvParams
 	weight []float32 // [OutC, InC/Group, KH, KW]
 	bias   []float32 // [OutC] or nil
@@ -56,7 +57,7 @@ func NewConv(p ConvParams, weight, bias []float32, act Act) (*Conv, error) {
 	if p.StrideH <= 0 || p.StrideW <= 0 || p.DilH <= 0 || p.DilW <= 0 || p.KH <= 0 || p.KW <= 0 {
 		return nil, fmt.Errorf("conv: strides, dilations and kernel sizes must be positive: %+v", p)
 	}
-	c := &Conv{p: p, weight: weight, bias: bias, act: act}
+	c := &Conv{ks: active, p: p, weight: weight, bias: bias, act: act}
 	icg, ocg := p.InC/p.Group, p.OutC/p.Group
 	c.kdim = icg * p.KH * p.KW
 	if icg == 1 {
@@ -65,11 +66,12 @@ func NewConv(p ConvParams, weight, bias []float32, act Act) (*Conv, error) {
 	}
 	c.direct = p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 &&
 		p.PadT == 0 && p.PadL == 0 && p.OutH == p.InH && p.OutW == p.InW
+	mr := c.ks.mr
 	mp := ceilDiv(ocg, mr)
 	c.packed = make([][]float32, p.Group)
 	for g := range c.packed {
 		c.packed[g] = make([]float32, mp*mr*c.kdim)
-		packA(c.packed[g], false, ocg, c.kdim, weight[g*ocg*c.kdim:], c.kdim, 0, mp)
+		packA(mr, c.packed[g], false, ocg, c.kdim, weight[g*ocg*c.kdim:], c.kdim, 0, mp)
 	}
 	return c, nil
 }
@@ -122,7 +124,7 @@ func (c *Conv) runGroup(pool *Pool, g int, in, out []float32) {
 		bias = c.bias[g*ocg : (g+1)*ocg]
 	}
 	epi := newEpilogue(bias, c.act)
-	j := gemmJob{m: ocg, n: ohw, k: c.kdim, alpha: 1, pa: c.packed[g], bsrc: src,
+	j := gemmJob{ks: c.ks, m: ocg, n: ohw, k: c.kdim, alpha: 1, pa: c.packed[g], bsrc: src,
 		c: out[g*ocg*ohw : (g+1)*ocg*ohw], ldc: ohw, epi: epi}
 	j.run(pool)
 }
@@ -150,9 +152,10 @@ type im2col struct {
 	in []float32 // the group's input channels
 }
 
-func (s *im2col) pack(dst []float32, pc, kc, j0, nc int) {
+func (s *im2col) pack(ks *kernelSet, dst []float32, pc, kc, j0, nc int) {
+	nr := ks.nr
 	for jp := 0; jp*nr < nc; jp++ {
-		s.panel(dst[jp*kc*nr:(jp+1)*kc*nr], pc, kc, j0+jp*nr, min(nr, nc-jp*nr))
+		s.panel(ks, dst[jp*kc*nr:(jp+1)*kc*nr], pc, kc, j0+jp*nr, min(nr, nc-jp*nr))
 	}
 }
 
@@ -169,21 +172,22 @@ type tapSeg struct {
 }
 
 // panel packs rows [pc,pc+kc) × columns [j0,j0+w) of the implicit im2col
-// matrix as one 16-column panel. Rows are visited per kernel tap (ky,kx):
+// matrix as one nr-column panel. Rows are visited per kernel tap (ky,kx):
 // the 16 source offsets of a tap are the same in every input channel, so
 // they are classified once (per run of columns on one output row). For most
 // taps the valid columns are an arithmetic sequence in memory (stride
 // StrideW, also across output-row boundaries when OutW == InW): then one
-// copyRows call copies 16 consecutive (or every second) values for all
+// copyRows call copies nr consecutive (or every second) values for all
 // channels, and the few padding columns are zeroed. Other taps, and channels
 // whose run would leave the image slice, are gathered element by element.
-func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
+func (s *im2col) panel(ks *kernelSet, dst []float32, pc, kc, j0, w int) {
+	nr := ks.nr
 	p := s.p
 	in := s.in
 	W, hw := p.InW, p.InH*p.InW
 	sw := p.StrideW
 	khw := p.KH * p.KW
-	var segs [nr]segment
+	var segs [maxNR]segment
 	ns := 0
 	for c := 0; c < w; {
 		pix := j0 + c
@@ -205,9 +209,9 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 			continue
 		}
 		// Classify the columns of this tap.
-		var ts [nr]tapSeg
+		var ts [maxNR]tapSeg
 		nts := 0
-		var zero [nr]uint8 // columns to zero
+		var zero [maxNR]uint8 // columns to zero
 		nzero := 0
 		regular := true
 		base := 0 // channel offset of column 0 if regular
@@ -267,7 +271,7 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 			if icA < icB {
 				n := icB - icA
 				rowA := row0 + (icA-icStart)*khw
-				copyRows(n, dst[rowA*nr:], khw*nr, in[icA*hw+base:], hw, sw)
+				ks.copyRows(n, dst[rowA*nr:], khw*nr, in[icA*hw+base:], hw, sw)
 				if nzero > 0 {
 					for ic, row := icA, rowA; ic < icB; ic, row = ic+1, row+khw {
 						d := dst[row*nr : row*nr+nr]
@@ -285,8 +289,8 @@ func (s *im2col) panel(dst []float32, pc, kc, j0, w int) {
 					break
 				}
 			}
-			d := (*[nr]float32)(dst[row*nr : row*nr+nr])
-			*d = [nr]float32{}
+			d := dst[row*nr : row*nr+nr]
+			clear(d)
 			chOff := ic * hw
 			for _, t := range ts[:nts] {
 				for j := t.lo; j < t.hi; j++ {
@@ -315,6 +319,7 @@ func clampBounds(a Act) (lo, hi float32, ok bool) {
 // oc/(OutC/InC) only.
 func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
 	p := c.p
+	dw3x3 := c.ks.dw3x3
 	fast := dw3x3 != nil && p.KH == 3 && p.KW == 3 && p.DilH == 1 && p.DilW == 1 &&
 		p.StrideH == p.StrideW && (p.StrideH == 1 || p.StrideH == 2)
 	t := pool.Threads()
@@ -324,7 +329,7 @@ func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
 	t = min(t, p.OutC)
 	work := func(lo, hi int) {
 		if fast {
-			c.depthwise3x3(in, out, lo, hi)
+			c.depthwise3x3(dw3x3, in, out, lo, hi)
 		} else {
 			c.depthwiseGeneric(in, out, lo, hi)
 		}
@@ -343,7 +348,7 @@ func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
 // depthwise3x3 computes output channels [lo,hi) of a 3×3 depthwise
 // convolution with stride 1 or 2: each input channel is copied into a
 // zero-padded plane, then the row kernel produces 8 outputs per step.
-func (c *Conv) depthwise3x3(in, out []float32, lo, hi int) {
+func (c *Conv) depthwise3x3(dw3x3 func(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w []float32, bias, lo, hi float32), in, out []float32, lo, hi int) {
 	p := c.p
 	s := p.StrideH
 	mult := p.OutC / p.InC

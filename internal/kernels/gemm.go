@@ -61,15 +61,16 @@ func Sgemm(p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32
 		}
 		return
 	}
-	s := getScratch(ceilDiv(m, mr) * mr * k)
+	ks := active
+	mp := ceilDiv(m, ks.mr)
+	s := getScratch(mp * ks.mr * k)
 	pa := s.buf
-	mp := ceilDiv(m, mr)
 	if t := p.Threads(); t > 1 && m*k >= 1<<16 {
-		p.Parallel(mp, func(lo, hi int) { packA(pa, transA, m, k, a, lda, lo, hi) })
+		p.Parallel(mp, func(lo, hi int) { packA(ks.mr, pa, transA, m, k, a, lda, lo, hi) })
 	} else {
-		packA(pa, transA, m, k, a, lda, 0, mp)
+		packA(ks.mr, pa, transA, m, k, a, lda, 0, mp)
 	}
-	j := gemmJob{m: m, n: n, k: k, alpha: alpha, beta: beta, pa: pa,
+	j := gemmJob{ks: ks, m: m, n: n, k: k, alpha: alpha, beta: beta, pa: pa,
 		bsrc: &matB{trans: transB, b: b, ldb: ldb}, c: c, ldc: ldc}
 	j.run(p)
 	putScratch(s)
@@ -92,6 +93,7 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // PackedA is a constant left operand of SGEMM (m×k) stored in the
 // micro-kernel's panel format, packed once and reused by SgemmPacked.
 type PackedA struct {
+	ks   *kernelSet
 	m, k int
 	data []float32
 	// The original operand, for the matrix-vector path (n == 1).
@@ -104,9 +106,10 @@ type PackedA struct {
 // The packed copy keeps a reference to a, which must not change afterwards:
 // products with a single column (n == 1) read it directly.
 func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
-	mp := ceilDiv(m, mr)
-	pa := &PackedA{m: m, k: k, data: make([]float32, mp*mr*k), src: a, trans: transA, ld: lda}
-	packA(pa.data, transA, m, k, a, lda, 0, mp)
+	ks := active
+	mp := ceilDiv(m, ks.mr)
+	pa := &PackedA{ks: ks, m: m, k: k, data: make([]float32, mp*ks.mr*k), src: a, trans: transA, ld: lda}
+	packA(ks.mr, pa.data, transA, m, k, a, lda, 0, mp)
 	return pa
 }
 
@@ -131,7 +134,7 @@ func SgemmPacked(p *Pool, a *PackedA, transB bool, n int, alpha float32, b []flo
 		gemv(p, a.trans, transB, m, n, k, alpha, a.src, a.ld, b, ldb, beta, c, ldc)
 		return
 	}
-	j := gemmJob{m: m, n: n, k: k, alpha: alpha, beta: beta, pa: a.data,
+	j := gemmJob{ks: a.ks, m: m, n: n, k: k, alpha: alpha, beta: beta, pa: a.data,
 		bsrc: &matB{trans: transB, b: b, ldb: ldb}, c: c, ldc: ldc}
 	j.run(p)
 }
@@ -140,6 +143,7 @@ func SgemmPacked(p *Pool, a *PackedA, transB bool, n int, alpha float32, b []flo
 // micro-kernel's panel format, packed once and reused by SgemmPackedB. It
 // suits fully connected layers y = x·Wᵀ (PackB(true, in, out, W, in)).
 type PackedB struct {
+	ks   *kernelSet
 	k, n int
 	data []float32
 	// The original operand, for the matrix-vector path (m == 1).
@@ -153,11 +157,13 @@ type PackedB struct {
 // products with a single row (m == 1, e.g. a batch-1 fully connected layer)
 // read it directly, which is the fastest way for such memory-bound products.
 func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
+	ks := active
+	nr := ks.nr
 	np := ceilDiv(n, nr)
-	pb := &PackedB{k: k, n: n, data: make([]float32, np*nr*k), src: b, trans: transB, ld: ldb}
+	pb := &PackedB{ks: ks, k: k, n: n, data: make([]float32, np*nr*k), src: b, trans: transB, ld: ldb}
 	src := matB{trans: transB, b: b, ldb: ldb}
 	for jp := 0; jp < np; jp++ {
-		src.pack(pb.data[jp*nr*k:(jp+1)*nr*k], 0, k, jp*nr, min(nr, n-jp*nr))
+		src.pack(ks, pb.data[jp*nr*k:(jp+1)*nr*k], 0, k, jp*nr, min(nr, n-jp*nr))
 	}
 	return pb
 }
@@ -183,17 +189,18 @@ func SgemmPackedB(p *Pool, transA bool, m int, alpha float32, a []float32, lda i
 		gemv(p, transA, b.trans, m, n, k, alpha, a, lda, b.src, b.ld, beta, c, ldc)
 		return
 	}
-	mp := ceilDiv(m, mr)
-	s := getScratch(mp * mr * k)
-	packA(s.buf, transA, m, k, a, lda, 0, mp)
-	j := gemmJob{m: m, n: n, k: k, alpha: alpha, beta: beta, pa: s.buf, pb: b.data, c: c, ldc: ldc}
+	ks := b.ks
+	mp := ceilDiv(m, ks.mr)
+	s := getScratch(mp * ks.mr * k)
+	packA(ks.mr, s.buf, transA, m, k, a, lda, 0, mp)
+	j := gemmJob{ks: ks, m: m, n: n, k: k, alpha: alpha, beta: beta, pa: s.buf, pb: b.data, c: c, ldc: ldc}
 	j.run(p)
 	putScratch(s)
 }
 
 // packA packs row panels [p0,p1) of op(A) (m×k) into dst: panel i holds rows
-// i*6..i*6+5 as k groups of 6 floats, zero-padded past row m.
-func packA(dst []float32, trans bool, m, k int, a []float32, lda int, p0, p1 int) {
+// i*mr..i*mr+mr-1 as k groups of mr floats, zero-padded past row m.
+func packA(mr int, dst []float32, trans bool, m, k int, a []float32, lda int, p0, p1 int) {
 	for ip := p0; ip < p1; ip++ {
 		d := dst[ip*k*mr : (ip+1)*k*mr]
 		i0 := ip * mr
@@ -220,9 +227,10 @@ func packA(dst []float32, trans bool, m, k int, a []float32, lda int, p0, p1 int
 
 // bSource packs blocks of a GEMM's right operand on demand.
 type bSource interface {
-	// pack writes op(B)[pc:pc+kc, j0:j0+nc] to dst as ceil(nc/16) panels of
-	// kc×16 floats (panel stride kc*16), zero-padded past column j0+nc.
-	pack(dst []float32, pc, kc, j0, nc int)
+	// pack writes op(B)[pc:pc+kc, j0:j0+nc] to dst as ceil(nc/nr) panels of
+	// kc×nr floats (panel stride kc*nr; nr of kernel set ks), zero-padded
+	// past column j0+nc.
+	pack(ks *kernelSet, dst []float32, pc, kc, j0, nc int)
 }
 
 // matB is a plain row-major matrix used as B (stored n×k when trans).
@@ -232,7 +240,8 @@ type matB struct {
 	ldb   int
 }
 
-func (s *matB) pack(dst []float32, pc, kc, j0, nc int) {
+func (s *matB) pack(ks *kernelSet, dst []float32, pc, kc, j0, nc int) {
+	nr := ks.nr
 	for jp := 0; jp*nr < nc; jp++ {
 		d := dst[jp*kc*nr : (jp+1)*kc*nr]
 		j := j0 + jp*nr
@@ -241,7 +250,7 @@ func (s *matB) pack(dst []float32, pc, kc, j0, nc int) {
 			if w == nr {
 				for l := 0; l < kc; l++ {
 					o := (pc+l)*s.ldb + j
-					*(*[nr]float32)(d[l*nr:]) = *(*[nr]float32)(s.b[o : o+nr])
+					copy(d[l*nr:l*nr+nr], s.b[o:o+nr])
 				}
 			} else {
 				for l := 0; l < kc; l++ {
@@ -282,10 +291,11 @@ func newEpilogue(bias []float32, act Act) *epilogue {
 }
 
 // zeroBias is the bias of tiles without one.
-var zeroBias [mr]float32
+var zeroBias [maxMR]float32
 
 // gemmJob is one C = alpha*A*B + beta*C product with A already packed.
 type gemmJob struct {
+	ks          *kernelSet
 	m, n, k     int
 	alpha, beta float32
 	pa          []float32 // A panels (mr rows, depth k)
@@ -299,6 +309,7 @@ type gemmJob struct {
 // run splits the product over p's threads, along N (each thread packs its
 // own columns of B) or along M when that balances better, e.g. few columns.
 func (j *gemmJob) run(p *Pool) {
+	mr, nr := j.ks.mr, j.ks.nr
 	t := p.Threads()
 	if j.m*j.n*j.k < minParallelWork {
 		t = 1
@@ -328,15 +339,14 @@ func (j *gemmJob) run(p *Pool) {
 	})
 }
 
-// Cost model for splitting a product over threads, in units of one 6×16
-// tile: a B panel of at most 8 columns costs half (6×8 kernel), and packing
-// a B panel costs about packCost tiles (every thread of an M split packs
-// all of B).
+// Cost model for splitting a product over threads, in units of one mr×nr
+// tile: a B panel of at most nr/2 columns costs half, and packing a B panel
+// costs about packCost tiles (every thread of an M split packs all of B).
 const packCost = 1.5
 
 // panelWeight is the relative cost of B panel jp.
 func (j *gemmJob) panelWeight(jp int) float64 {
-	if j.n-jp*nr <= nr/2 {
+	if nr := j.ks.nr; j.n-jp*nr <= nr/2 {
 		return 0.5
 	}
 	return 1
@@ -377,9 +387,11 @@ func (j *gemmJob) block(m0, m1, n0, n1 int) {
 	if m0 >= m1 || n0 >= n1 {
 		return
 	}
+	ks := j.ks
+	nr := ks.nr
 	k := j.k
 	kcMax := ceilDiv(k, ceilDiv(k, blockKC))
-	var tile [mr * nr]float32
+	blockMC, blockNC := blockMCFor(ks), blockNC
 	if j.pb == nil && m1-m0 <= blockMC {
 		// All of this thread's A fits the L2 block: pack one B panel at a
 		// time and use it while it is in L1.
@@ -388,8 +400,8 @@ func (j *gemmJob) block(m0, m1, n0, n1 int) {
 			nn := min(nr, n1-jj)
 			for pc := 0; pc < k; pc += kcMax {
 				kc := min(kcMax, k-pc)
-				j.bsrc.pack(s.buf, pc, kc, jj, nn)
-				j.panel(m0, m1, jj, nn, pc, kc, s.buf, &tile)
+				j.bsrc.pack(ks, s.buf, pc, kc, jj, nn)
+				j.panel(m0, m1, jj, nn, pc, kc, s.buf)
 			}
 		}
 		putScratch(s)
@@ -408,13 +420,13 @@ func (j *gemmJob) block(m0, m1, n0, n1 int) {
 			if j.pb != nil {
 				bb, bstride = j.pb[(jc/nr)*k*nr+pc*nr:], k*nr
 			} else {
-				j.bsrc.pack(s.buf, pc, kc, jc, nc)
+				j.bsrc.pack(ks, s.buf, pc, kc, jc, nc)
 				bb, bstride = s.buf, kc*nr
 			}
 			for ic := m0; ic < m1; ic += blockMC {
 				i1 := min(ic+blockMC, m1)
 				for jr := 0; jr < nc; jr += nr {
-					j.panel(ic, i1, jc+jr, min(nr, nc-jr), pc, kc, bb[(jr/nr)*bstride:], &tile)
+					j.panel(ic, i1, jc+jr, min(nr, nc-jr), pc, kc, bb[(jr/nr)*bstride:])
 				}
 			}
 		}
@@ -422,6 +434,12 @@ func (j *gemmJob) block(m0, m1, n0, n1 int) {
 	if s != nil {
 		putScratch(s)
 	}
+}
+
+// blockMCFor is the M block (rows of packed A kept in L2) for a kernel set:
+// a multiple of its mr near blockMC.
+func blockMCFor(ks *kernelSet) int {
+	return max(1, blockMC/ks.mr) * ks.mr
 }
 
 // Micro-kernel flags.
@@ -432,7 +450,8 @@ const (
 
 // panel runs the micro-kernel for rows [i0,i1) of C against one packed B
 // panel b (columns jj..jj+nn, depth pc..pc+kc).
-func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32, tile *[mr * nr]float32) {
+func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32) {
+	mr := j.ks.mr
 	flags := 0
 	if pc > 0 || j.beta != 0 {
 		flags |= kAccum
@@ -456,41 +475,17 @@ func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32, tile *[mr * nr]
 			}
 		}
 	}
-	i := i0
-	if nn == nr {
-		// Full tiles in one call.
-		if tiles := (i1 - i0) / mr; tiles > 0 {
-			bias, bstride := zeroBias[:], 0
-			if epi != nil && epi.bias != nil {
-				bias, bstride = epi.bias[i0:], mr
-			}
-			microPanel(tiles, kc, j.pa[(i0/mr)*j.k*mr+pc*mr:], j.k*mr, b, c[i0*ldc+jj:], ldc, j.alpha, flags, bias, bstride, lo, hi)
-			i += tiles * mr
+	tiles, rem := (i1-i0)/mr, (i1-i0)%mr
+	for _, part := range [2]struct{ i, rows, tiles int }{{i0, mr, tiles}, {i0 + tiles*mr, rem, 1}} {
+		if part.tiles == 0 || part.rows == 0 {
+			continue
 		}
-	}
-	var biasBuf [mr]float32
-	for ; i < i1; i += mr {
-		mm := min(mr, i1-i)
-		a := j.pa[(i/mr)*j.k*mr+pc*mr:]
-		bias := zeroBias[:]
+		bias, bstride := zeroBias[:], 0
 		if epi != nil && epi.bias != nil {
-			biasBuf = [mr]float32{}
-			copy(biasBuf[:], epi.bias[i:min(i+mr, len(epi.bias))])
-			bias = biasBuf[:]
+			bias, bstride = epi.bias[part.i:], mr
 		}
-		if flags&kAccum != 0 {
-			for r := 0; r < mm; r++ {
-				copy(tile[r*nr:r*nr+nn], c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn])
-			}
-		}
-		if nn <= nr/2 {
-			microKernel8(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
-		} else {
-			microKernel(kc, a, b, tile[:], nr, j.alpha, flags, bias, lo, hi)
-		}
-		for r := 0; r < mm; r++ {
-			copy(c[(i+r)*ldc+jj:(i+r)*ldc+jj+nn], tile[r*nr:r*nr+nn])
-		}
+		j.ks.tiles(part.rows, nn, part.tiles, kc, j.pa[(part.i/mr)*j.k*mr+pc*mr:], j.k*mr, b,
+			c[part.i*ldc+jj:], ldc, j.alpha, flags, bias, bstride, lo, hi)
 	}
 	if epi != nil && !epi.clampOnly {
 		for r := i0; r < i1; r++ {

@@ -56,7 +56,7 @@ func gemv(p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32,
 			clear(yy)
 			for l, xv := range x {
 				if xv != 0 {
-					axpy(hi-lo, xv, mat[l*ld+lo:], yy)
+					active.axpy(hi-lo, xv, mat[l*ld+lo:], yy)
 				}
 			}
 		})
@@ -81,11 +81,11 @@ func dotRows(x, mat []float32, ld, lo, hi int, y []float32) {
 	var out [4]float32
 	j := lo
 	for ; j+4 <= hi; j += 4 {
-		dot4(k, x, mat[j*ld:], ld, &out)
+		active.dot4(k, x, mat[j*ld:], ld, &out)
 		copy(y[j:j+4], out[:])
 	}
 	for ; j < hi; j++ {
-		dot4(k, x, mat[j*ld:], 0, &out)
+		active.dot4(k, x, mat[j*ld:], 0, &out)
 		y[j] = out[0]
 	}
 }

@@ -4,23 +4,75 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
-func init() {
+// archKernelSets returns the assembly kernel sets the CPU (and OS: x/sys/cpu
+// checks that XCR0 enables the vector state) supports, best first.
+func archKernelSets() []*kernelSet {
 	if !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
+		return nil
+	}
+	peakFMA = peakFMAAVX2
+	avx2 := &kernelSet{
+		name: "avx2-fma", mr: goMR, nr: goNR,
+		tiles:    microTiles(microKernelAVX2, microPanelAVX2, microKernel6x8AVX2),
+		dot4:     dot4AVX2,
+		axpy:     axpyAVX2,
+		dw3x3:    dw3x3AVX2,
+		copyRows: copyRowsAVX2,
+		peak:     peakFMAAVX2, peakFlops: PeakFlopsPerIter,
+	}
+	if !cpu.X86.HasAVX512F || !cpu.X86.HasAVX512DQ || !cpu.X86.HasAVX512BW || !cpu.X86.HasAVX512VL {
+		return []*kernelSet{avx2}
+	}
+	avx512 := &kernelSet{
+		name: "avx512", mr: mr512, nr: nr512,
+		tiles:    tiles512,
+		dot4:     dot4AVX2,
+		axpy:     axpyAVX2,
+		dw3x3:    dw3x3AVX2,
+		copyRows: copyRows32AVX2,
+		peak:     peakFMA512, peakFlops: 24 * 32,
+	}
+	return []*kernelSet{avx512, avx2}
+}
+
+// Tile of the AVX-512 micro-kernels.
+const (
+	mr512 = 14
+	nr512 = 32
+)
+
+type sgemm512Func func(tiles, k int, a *float32, astride int, b, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo, hi float32, m1, m2 int)
+
+// sgemm512Rows[r] is the AVX-512 micro-kernel for tiles of r rows.
+var sgemm512Rows = [mr512 + 1]sgemm512Func{nil,
+	sgemm512R1, sgemm512R2, sgemm512R3, sgemm512R4, sgemm512R5, sgemm512R6, sgemm512R7,
+	sgemm512R8, sgemm512R9, sgemm512R10, sgemm512R11, sgemm512R12, sgemm512R13, sgemm512R14}
+
+func tiles512(rows, n, tiles, k int, a []float32, astride int, b, c []float32, ldc int, alpha float32, flags int, bias []float32, bstride int, lo, hi float32) {
+	if tiles <= 0 || k <= 0 {
 		return
 	}
-	microKernel = microKernelAVX2
-	microPanel = microPanelAVX2
-	microKernel8 = microKernel6x8AVX2
-	dot4 = dot4AVX2
-	axpy = axpyAVX2
-	dw3x3 = dw3x3AVX2
-	peakFMA = peakFMAAVX2
-	copyRows = copyRowsAVX2
-	kernName = "avx2-fma"
+	if rows < 1 || rows > mr512 || n < 1 || n > nr512 {
+		panic("kernels: bad AVX-512 tile")
+	}
+	t := tiles - 1
+	_, _, _, _ = a[t*astride+(k-1)*mr512+rows-1], b[k*nr512-1], c[(t*rows+rows-1)*ldc+n-1], bias[t*bstride+rows-1]
+	m1, m2 := 0xFFFF, 0
+	if n < 16 {
+		m1 = 1<<n - 1
+	} else {
+		m2 = 1<<(n-16) - 1
+	}
+	sgemm512Rows[rows](tiles, k, &a[0], astride, &b[0], &c[0], ldc, alpha, flags, &bias[0], bstride, lo, hi, m1, m2)
+}
+
+func copyRows32AVX2(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {
+	copyRowsAVX2(n, dst, dstStride, src, srcStride, stride)
+	copyRowsAVX2(n, dst[16:], dstStride, src[16*stride:], srcStride, stride)
 }
 
 func microKernelAVX2(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
-	_, _, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+nr-1], bias[mr-1]
+	_, _, _, _ = a[k*goMR-1], b[k*goNR-1], c[(goMR-1)*ldc+goNR-1], bias[goMR-1]
 	sgemmKernelAVX2(1, k, &a[0], 0, &b[0], &c[0], ldc, alpha, flags, &bias[0], 0, lo, hi)
 }
 
@@ -29,15 +81,14 @@ func microPanelAVX2(tiles, k int, a []float32, astride int, b, c []float32, ldc 
 		return
 	}
 	t := tiles - 1
-	_, _, _, _ = a[t*astride+k*mr-1], b[k*nr-1], c[(t*mr+mr-1)*ldc+nr-1], bias[t*bstride+mr-1]
+	_, _, _, _ = a[t*astride+k*goMR-1], b[k*goNR-1], c[(t*goMR+goMR-1)*ldc+goNR-1], bias[t*bstride+goMR-1]
 	sgemmKernelAVX2(tiles, k, &a[0], astride, &b[0], &c[0], ldc, alpha, flags, &bias[0], bstride, lo, hi)
 }
 
 func microKernel6x8AVX2(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
-	_, _, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+7], bias[mr-1]
+	_, _, _, _ = a[k*goMR-1], b[k*goNR-1], c[(goMR-1)*ldc+7], bias[goMR-1]
 	sgemmKernel6x8AVX2(1, k, &a[0], 0, &b[0], &c[0], ldc, alpha, flags, &bias[0], 0, lo, hi)
 }
-
 func dot4AVX2(n int, x, w []float32, ldw int, out *[4]float32) {
 	if n == 0 {
 		*out = [4]float32{}
@@ -75,7 +126,7 @@ func copyRowsAVX2(n int, dst []float32, dstStride int, src []float32, srcStride,
 	if n <= 0 {
 		return
 	}
-	_, _ = dst[(n-1)*dstStride+nr-1], src[(n-1)*srcStride+stride*(nr-1)]
+	_, _ = dst[(n-1)*dstStride+15], src[(n-1)*srcStride+stride*15]
 	if stride == 1 {
 		copyRows16AVX2(n, &dst[0], dstStride, &src[0], srcStride)
 	} else {

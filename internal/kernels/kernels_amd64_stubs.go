@@ -38,3 +38,118 @@ func copyRows16AVX2(n int, dst *float32, dstStride int, src *float32, srcStride 
 
 // copyRows16s2AVX2 sets dst[r*dstStride+c] = src[r*srcStride+2*c] for r < n, c < 16.
 func copyRows16s2AVX2(n int, dst *float32, dstStride int, src *float32, srcStride int)
+
+// sgemm512R1 computes tiles tiles of 1x32 (m2 != 0) or 1x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R1(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R2 computes tiles tiles of 2x32 (m2 != 0) or 2x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R2(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R3 computes tiles tiles of 3x32 (m2 != 0) or 3x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R3(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R4 computes tiles tiles of 4x32 (m2 != 0) or 4x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R4(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R5 computes tiles tiles of 5x32 (m2 != 0) or 5x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R5(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R6 computes tiles tiles of 6x32 (m2 != 0) or 6x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R6(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R7 computes tiles tiles of 7x32 (m2 != 0) or 7x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R7(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R8 computes tiles tiles of 8x32 (m2 != 0) or 8x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R8(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R9 computes tiles tiles of 9x32 (m2 != 0) or 9x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R9(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R10 computes tiles tiles of 10x32 (m2 != 0) or 10x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R10(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R11 computes tiles tiles of 11x32 (m2 != 0) or 11x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R11(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R12 computes tiles tiles of 12x32 (m2 != 0) or 12x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R12(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R13 computes tiles tiles of 13x32 (m2 != 0) or 13x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R13(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// sgemm512R14 computes tiles tiles of 14x32 (m2 != 0) or 14x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512R14(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
+
+// peakFMA512 runs n iterations of 24 independent 16-wide FMAs (768 flops each).
+func peakFMA512(n int)

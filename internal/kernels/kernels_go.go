@@ -4,16 +4,22 @@ package kernels
 // architectures without assembly kernels, under the purego build tag, and on
 // amd64 CPUs without AVX2/FMA.
 
+// Tile of the portable (and AVX2) micro-kernel.
+const (
+	goMR = 6
+	goNR = 16
+)
+
 // microKernelGo is the portable 6×16 micro-kernel. It works on 2×4 sub-blocks
 // so the accumulators stay in registers.
 func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, flags int, bias []float32, lo, hi float32) {
 	accum := flags&kAccum != 0
-	a = a[:k*mr]
-	b = b[:k*nr]
-	for r := 0; r < mr; r += 2 {
-		c0 := c[r*ldc : r*ldc+nr]
-		c1 := c[(r+1)*ldc : (r+1)*ldc+nr]
-		for j := 0; j < nr; j += 4 {
+	a = a[:k*goMR]
+	b = b[:k*goNR]
+	for r := 0; r < goMR; r += 2 {
+		c0 := c[r*ldc : r*ldc+goNR]
+		c1 := c[(r+1)*ldc : (r+1)*ldc+goNR]
+		for j := 0; j < goNR; j += 4 {
 			var s00, s01, s02, s03, s10, s11, s12, s13 float32
 			ai, bi := r, j
 			for l := 0; l < k; l++ {
@@ -28,8 +34,8 @@ func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, flags int, 
 				s11 += a1 * b1
 				s12 += a1 * b2
 				s13 += a1 * b3
-				ai += mr
-				bi += nr
+				ai += goMR
+				bi += goNR
 			}
 			d0, d1 := c0[j:j+4:j+4], c1[j:j+4:j+4]
 			if accum {
@@ -54,8 +60,8 @@ func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, flags int, 
 		}
 	}
 	if flags&kEpilogue != 0 {
-		for r := 0; r < mr; r++ {
-			row := c[r*ldc : r*ldc+nr]
+		for r := 0; r < goMR; r++ {
+			row := c[r*ldc : r*ldc+goNR]
 			b := bias[r]
 			for j, v := range row {
 				row[j] = min(max(v+b, lo), hi)
@@ -66,20 +72,23 @@ func microKernelGo(k int, a, b, c []float32, ldc int, alpha float32, flags int, 
 
 func microPanelGo(tiles, k int, a []float32, astride int, b, c []float32, ldc int, alpha float32, flags int, bias []float32, bstride int, lo, hi float32) {
 	for t := 0; t < tiles; t++ {
-		microKernel(k, a[t*astride:], b, c[t*mr*ldc:], ldc, alpha, flags, bias[t*bstride:], lo, hi)
+		microKernelGo(k, a[t*astride:], b, c[t*goMR*ldc:], ldc, alpha, flags, bias[t*bstride:], lo, hi)
 	}
 }
 
-func copyRowsGo(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {
-	for r := 0; r < n; r++ {
-		d := (*[nr]float32)(dst[r*dstStride : r*dstStride+nr])
-		s := src[r*srcStride : r*srcStride+stride*(nr-1)+1]
-		if stride == 1 {
-			*d = [nr]float32(s)
-			continue
-		}
-		for c := range d {
-			d[c] = s[c*stride]
+// copyRowsGo returns a copyRows for rows of w values.
+func copyRowsGo(w int) func(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {
+	return func(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {
+		for r := 0; r < n; r++ {
+			d := dst[r*dstStride : r*dstStride+w]
+			s := src[r*srcStride : r*srcStride+stride*(w-1)+1]
+			if stride == 1 {
+				copy(d, s)
+				continue
+			}
+			for c := range d {
+				d[c] = s[c*stride]
+			}
 		}
 	}
 }

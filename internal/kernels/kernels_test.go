@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -43,6 +44,35 @@ func closeEnough(t *testing.T, what string, got, want []float32, mag ...float64)
 }
 
 var testPools = []*Pool{nil, NewPool(2), NewPool(3)}
+
+// forEachKernels runs f as a subtest with each kernel set this machine
+// supports (avx512, avx2-fma, go) selected, as IOP_KERNELS would.
+func forEachKernels(t *testing.T, f func(t *testing.T)) {
+	saved := active
+	defer func() { active = saved }()
+	for _, ks := range kernelSets {
+		active = ks
+		t.Run(ks.name, f)
+	}
+}
+
+func TestKernelSelection(t *testing.T) {
+	if got := chooseKernels("go"); got != goKernels {
+		t.Errorf("IOP_KERNELS=go chose %s", got.name)
+	}
+	if got := chooseKernels("bogus"); got != kernelSets[0] {
+		t.Errorf("IOP_KERNELS=bogus chose %s, want the best, %s", got.name, kernelSets[0].name)
+	}
+	for _, ks := range kernelSets {
+		if got := chooseKernels(strings.TrimSuffix(ks.name, "-fma")); got != ks {
+			t.Errorf("IOP_KERNELS=%s chose %s", ks.name, got.name)
+		}
+		if ks.mr > maxMR || ks.nr > maxNR {
+			t.Errorf("%s: tile %dx%d exceeds the maximum", ks.name, ks.mr, ks.nr)
+		}
+	}
+	t.Logf("kernel sets %v, active %s", KernelNames(), KernelName())
+}
 
 type gemmCase struct {
 	ta, tb      bool
@@ -86,59 +116,65 @@ func (c gemmCase) operands(r *rand.Rand) (a []float32, lda int, b []float32, ldb
 }
 
 func TestSgemm(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range gemmCases(r) {
-		a, lda, b, ldb, c0, ldc := tc.operands(r)
-		want := append([]float32(nil), c0...)
-		refSgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
-		for pi, p := range testPools {
-			got := append([]float32(nil), c0...)
-			Sgemm(p, tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, got, ldc)
-			if !closeEnough(t, fmt.Sprintf("Sgemm %+v pool %d", tc, pi), got, want) {
-				return
+	forEachKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for _, tc := range gemmCases(r) {
+			a, lda, b, ldb, c0, ldc := tc.operands(r)
+			want := append([]float32(nil), c0...)
+			refSgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
+			for pi, p := range testPools {
+				got := append([]float32(nil), c0...)
+				Sgemm(p, tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, got, ldc)
+				if !closeEnough(t, fmt.Sprintf("Sgemm %+v pool %d", tc, pi), got, want) {
+					return
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestSgemmBetaZeroIgnoresC(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, s := range [][3]int{{5, 7, 9}, {1, 30, 20}, {30, 1, 20}, {40, 50, 60}} {
-		m, n, k := s[0], s[1], s[2]
-		a, b := randSlice(r, m*k), randSlice(r, k*n)
-		c := make([]float32, m*n)
-		for i := range c {
-			c[i] = float32(math.NaN())
+	forEachKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, s := range [][3]int{{5, 7, 9}, {1, 30, 20}, {30, 1, 20}, {40, 50, 60}} {
+			m, n, k := s[0], s[1], s[2]
+			a, b := randSlice(r, m*k), randSlice(r, k*n)
+			c := make([]float32, m*n)
+			for i := range c {
+				c[i] = float32(math.NaN())
+			}
+			want := make([]float32, m*n)
+			refSgemm(false, false, m, n, k, 1, a, k, b, n, 0, want, n)
+			Sgemm(nil, false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+			closeEnough(t, fmt.Sprint("beta=0 ", s), c, want)
 		}
-		want := make([]float32, m*n)
-		refSgemm(false, false, m, n, k, 1, a, k, b, n, 0, want, n)
-		Sgemm(nil, false, false, m, n, k, 1, a, k, b, n, 0, c, n)
-		closeEnough(t, fmt.Sprint("beta=0 ", s), c, want)
-	}
+	})
 }
 
 func TestSgemmPacked(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	cs := gemmCases(r)
-	for _, tc := range append(cs[:100], cs[300:]...) {
-		a, lda, b, ldb, c0, ldc := tc.operands(r)
-		want := append([]float32(nil), c0...)
-		refSgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
-		pa := PackA(tc.ta, tc.m, tc.k, a, lda)
-		pb := PackB(tc.tb, tc.k, tc.n, b, ldb)
-		for pi, p := range testPools {
-			got := append([]float32(nil), c0...)
-			SgemmPacked(p, pa, tc.tb, tc.n, tc.alpha, b, ldb, tc.beta, got, ldc)
-			if !closeEnough(t, fmt.Sprintf("SgemmPacked %+v pool %d", tc, pi), got, want) {
-				return
-			}
-			got = append(got[:0], c0...)
-			SgemmPackedB(p, tc.ta, tc.m, tc.alpha, a, lda, pb, tc.beta, got, ldc)
-			if !closeEnough(t, fmt.Sprintf("SgemmPackedB %+v pool %d", tc, pi), got, want) {
-				return
+	forEachKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		cs := gemmCases(r)
+		for _, tc := range append(cs[:100], cs[300:]...) {
+			a, lda, b, ldb, c0, ldc := tc.operands(r)
+			want := append([]float32(nil), c0...)
+			refSgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
+			pa := PackA(tc.ta, tc.m, tc.k, a, lda)
+			pb := PackB(tc.tb, tc.k, tc.n, b, ldb)
+			for pi, p := range testPools {
+				got := append([]float32(nil), c0...)
+				SgemmPacked(p, pa, tc.tb, tc.n, tc.alpha, b, ldb, tc.beta, got, ldc)
+				if !closeEnough(t, fmt.Sprintf("SgemmPacked %+v pool %d", tc, pi), got, want) {
+					return
+				}
+				got = append(got[:0], c0...)
+				SgemmPackedB(p, tc.ta, tc.m, tc.alpha, a, lda, pb, tc.beta, got, ldc)
+				if !closeEnough(t, fmt.Sprintf("SgemmPackedB %+v pool %d", tc, pi), got, want) {
+					return
+				}
 			}
 		}
-	}
+	})
 }
 
 func convCases(r *rand.Rand) []ConvParams {
@@ -208,40 +244,42 @@ func convCases(r *rand.Rand) []ConvParams {
 }
 
 func TestConv(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
-	acts := []Act{{Kind: ActNone}, {Kind: ActRelu}, {Kind: ActClip, Alpha: 0, Beta: 0.5},
-		{Kind: ActLeakyRelu, Alpha: 0.1}, {Kind: ActSigmoid}}
-	for i, p := range convCases(r) {
-		w := randSlice(r, p.OutC*(p.InC/p.Group)*p.KH*p.KW)
-		var bias []float32
-		if i%3 != 0 {
-			bias = randSlice(r, p.OutC)
-		}
-		act := acts[i%len(acts)]
-		in := randSlice(r, p.InC*p.InH*p.InW)
-		want := make([]float32, p.OutC*p.OutH*p.OutW)
-		refConv(p, w, bias, act, in, want)
-		conv, err := NewConv(p, w, bias, act)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if conv.WorkspaceBytes() < 0 {
-			t.Fatal("negative workspace")
-		}
-		mag := math.Sqrt(float64(p.InC/p.Group*p.KH*p.KW)) / 3
-		for pi, pool := range testPools {
-			got := randSlice(r, len(want))
-			conv.Run(pool, in, got)
-			if !closeEnough(t, fmt.Sprintf("conv %+v act %v pool %d", p, act.Kind, pi), got, want, mag) {
-				return
+	forEachKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		acts := []Act{{Kind: ActNone}, {Kind: ActRelu}, {Kind: ActClip, Alpha: 0, Beta: 0.5},
+			{Kind: ActLeakyRelu, Alpha: 0.1}, {Kind: ActSigmoid}}
+		for i, p := range convCases(r) {
+			w := randSlice(r, p.OutC*(p.InC/p.Group)*p.KH*p.KW)
+			var bias []float32
+			if i%3 != 0 {
+				bias = randSlice(r, p.OutC)
 			}
-			// Reuse must give the same result.
-			conv.Run(pool, in, got)
-			if !closeEnough(t, fmt.Sprintf("conv rerun %+v pool %d", p, pi), got, want, mag) {
-				return
+			act := acts[i%len(acts)]
+			in := randSlice(r, p.InC*p.InH*p.InW)
+			want := make([]float32, p.OutC*p.OutH*p.OutW)
+			refConv(p, w, bias, act, in, want)
+			conv, err := NewConv(p, w, bias, act)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conv.WorkspaceBytes() < 0 {
+				t.Fatal("negative workspace")
+			}
+			mag := math.Sqrt(float64(p.InC/p.Group*p.KH*p.KW)) / 3
+			for pi, pool := range testPools {
+				got := randSlice(r, len(want))
+				conv.Run(pool, in, got)
+				if !closeEnough(t, fmt.Sprintf("conv %+v act %v pool %d", p, act.Kind, pi), got, want, mag) {
+					return
+				}
+				// Reuse must give the same result.
+				conv.Run(pool, in, got)
+				if !closeEnough(t, fmt.Sprintf("conv rerun %+v pool %d", p, pi), got, want, mag) {
+					return
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestNewConvErrors(t *testing.T) {
@@ -278,46 +316,51 @@ func TestPool(t *testing.T) {
 
 // NaN inputs must give NaN outputs (not be clamped away) on every path.
 func TestNaNPropagates(t *testing.T) {
-	nan := float32(math.NaN())
-	for _, act := range []Act{{Kind: ActNone}, {Kind: ActRelu}, {Kind: ActClip, Alpha: 0, Beta: 6}} {
-		for _, g := range []int{1, 8} { // GEMM and depthwise paths
-			p := ConvParams{InC: 8, InH: 9, InW: 9, OutC: 8, OutH: 9, OutW: 9, KH: 3, KW: 3,
-				StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, PadT: 1, PadL: 1, Group: g}
-			w := make([]float32, 8*8/g*9)
-			for i := range w {
-				w[i] = 1
-			}
-			conv, err := NewConv(p, w, nil, act)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in := make([]float32, 8*81)
-			in[4*9+4] = nan // channel 0, centre
-			out := make([]float32, 8*81)
-			conv.Run(nil, in, out)
-			if v := out[4*9+4]; !math.IsNaN(float64(v)) {
-				t.Errorf("act %v group %d: output %v, want NaN", act.Kind, g, v)
-			}
-		}
-	}
-}
-
-func TestCopyRows(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 9))
-	for _, stride := range []int{1, 2} {
-		const n, ds, ss = 5, 20, 40
-		// Exactly the elements needed: the last row ends at its last value.
-		src := randSlice(r, (n-1)*ss+stride*(nr-1)+1)
-		dst := make([]float32, (n-1)*ds+nr)
-		copyRows(n, dst, ds, src, ss, stride)
-		for row := 0; row < n; row++ {
-			for c := 0; c < nr; c++ {
-				if got, want := dst[row*ds+c], src[row*ss+stride*c]; got != want {
-					t.Fatalf("stride %d: row %d col %d = %v, want %v", stride, row, c, got, want)
+	forEachKernels(t, func(t *testing.T) {
+		nan := float32(math.NaN())
+		for _, act := range []Act{{Kind: ActNone}, {Kind: ActRelu}, {Kind: ActClip, Alpha: 0, Beta: 6}} {
+			for _, g := range []int{1, 8} { // GEMM and depthwise paths
+				p := ConvParams{InC: 8, InH: 9, InW: 9, OutC: 8, OutH: 9, OutW: 9, KH: 3, KW: 3,
+					StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, PadT: 1, PadL: 1, Group: g}
+				w := make([]float32, 8*8/g*9)
+				for i := range w {
+					w[i] = 1
+				}
+				conv, err := NewConv(p, w, nil, act)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in := make([]float32, 8*81)
+				in[4*9+4] = nan // channel 0, centre
+				out := make([]float32, 8*81)
+				conv.Run(nil, in, out)
+				if v := out[4*9+4]; !math.IsNaN(float64(v)) {
+					t.Errorf("act %v group %d: output %v, want NaN", act.Kind, g, v)
 				}
 			}
 		}
-	}
+	})
+}
+
+func TestCopyRows(t *testing.T) {
+	forEachKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 9))
+		for _, stride := range []int{1, 2} {
+			const n, ds, ss = 5, 40, 80
+			nr := active.nr
+			// Exactly the elements needed: the last row ends at its last value.
+			src := randSlice(r, (n-1)*ss+stride*(nr-1)+1)
+			dst := make([]float32, (n-1)*ds+nr)
+			active.copyRows(n, dst, ds, src, ss, stride)
+			for row := 0; row < n; row++ {
+				for c := 0; c < nr; c++ {
+					if got, want := dst[row*ds+c], src[row*ss+stride*c]; got != want {
+						t.Fatalf("stride %d: row %d col %d = %v, want %v", stride, row, c, got, want)
+					}
+				}
+			}
+		}
+	})
 }
 
 func TestPoolNestedConcurrentClose(t *testing.T) {

@@ -29,6 +29,10 @@ func main() {
 	dw3x3s2()
 	copyRows("copyRows16AVX2", 1)
 	copyRows("copyRows16s2AVX2", 2)
+	for rows := 1; rows <= mr512; rows++ {
+		sgemm512(rows)
+	}
+	peakFMA512()
 	Generate()
 }
 

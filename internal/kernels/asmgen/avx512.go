@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// AVX-512 micro-kernel tile: mr512 rows of packed A by nr512 columns (two zmm
+// vectors) of packed B.
+const (
+	mr512 = 14
+	nr512 = 32
+)
+
+var zmms = []reg.VecPhysical{
+	reg.Z0, reg.Z1, reg.Z2, reg.Z3, reg.Z4, reg.Z5, reg.Z6, reg.Z7,
+	reg.Z8, reg.Z9, reg.Z10, reg.Z11, reg.Z12, reg.Z13, reg.Z14, reg.Z15,
+	reg.Z16, reg.Z17, reg.Z18, reg.Z19, reg.Z20, reg.Z21, reg.Z22, reg.Z23,
+	reg.Z24, reg.Z25, reg.Z26, reg.Z27, reg.Z28, reg.Z29, reg.Z30, reg.Z31,
+}
+
+// sgemm512 generates the AVX-512 SGEMM micro-kernel for tiles of rows rows
+// (rows <= mr512) by up to 32 columns. Packed A panels hold mr512 floats per
+// k (only the first rows are read), packed B panels 32 floats per k. The
+// column masks m1 (columns 0..15) and m2 (16..31) select the columns of C
+// that are read and written; when m2 is 0 only the first 16 columns are
+// computed. Like the AVX2 kernel it runs tiles tiles down a column of C and
+// fuses alpha, accumulation (flag 1) and bias + clamp (flag 2) into the store.
+func sgemm512(rows int) {
+	name := fmt.Sprintf("sgemm512R%d", rows)
+	TEXT(name, NOSPLIT, "func(tiles, k int, a *float32, astride int, b, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo, hi float32, m1, m2 int)")
+	Doc(fmt.Sprintf("%s computes tiles tiles of %dx32 (m2 != 0) or %dx16 (m2 == 0) of C", name, rows, rows),
+		fmt.Sprintf("(row stride ldc) = alpha*A*B: tile t from the packed %d-row A panel at", mr512),
+		"a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth",
+		"k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are",
+		"read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]",
+		"to row r and clamps to [lo, hi].")
+	tiles := Load(Param("tiles"), reg.RBX)
+	abase := Load(Param("a"), reg.RDX)
+	cbase := Load(Param("c"), reg.R12)
+	astride := Load(Param("astride"), reg.R13)
+	SHLQ(Imm(2), astride)
+	pbias := Load(Param("bias"), reg.R11)
+	ldc := Load(Param("ldc"), reg.R9)
+	SHLQ(Imm(2), ldc)
+	Load(Param("m1"), reg.RAX)
+	KMOVW(reg.EAX, reg.K1)
+	m2 := Load(Param("m2"), reg.R14)
+	KMOVW(reg.R14L, reg.K2)
+	// R15: rows*ldc bytes, the C advance per tile.
+	IMUL3Q(Imm(uint64(rows)), ldc, reg.R15)
+
+	// Two variants of the tile loop: two vectors per row, or one.
+	for _, nvec := range []int{2, 1} {
+		pfx := fmt.Sprintf("v%d_", nvec)
+		if nvec == 2 {
+			TESTQ(m2, m2)
+			JE(LabelRef("v1_tile"))
+		}
+		acc := func(r, h int) reg.VecPhysical { return zmms[nvec*r+h] }
+		bv := []reg.VecPhysical{reg.Z28, reg.Z29}
+		av := []reg.VecPhysical{reg.Z30, reg.Z31}
+		Label(pfx + "tile")
+		TESTQ(tiles, tiles)
+		JE(LabelRef("end"))
+		k := Load(Param("k"), reg.RCX)
+		pa := reg.RSI
+		MOVQ(abase, pa)
+		pb := Load(Param("b"), reg.RDI)
+		for r := 0; r < rows; r++ {
+			for h := 0; h < nvec; h++ {
+				VXORPS(acc(r, h), acc(r, h), acc(r, h))
+			}
+		}
+		body := func(u int) {
+			for h := 0; h < nvec; h++ {
+				VMOVUPS(Mem{Base: pb, Disp: u*nr512*4 + 64*h}, bv[h])
+			}
+			for r := 0; r < rows; r++ {
+				a := av[r%2]
+				VBROADCASTSS(Mem{Base: pa, Disp: (u*mr512 + r) * 4}, a)
+				for h := 0; h < nvec; h++ {
+					VFMADD231PS(bv[h], a, acc(r, h))
+				}
+			}
+		}
+		const unroll = 4
+		CMPQ(k, Imm(unroll))
+		JL(LabelRef(pfx + "tail"))
+		Label(pfx + "loop4")
+		for u := 0; u < unroll; u++ {
+			body(u)
+		}
+		ADDQ(Imm(unroll*mr512*4), pa)
+		ADDQ(U32(unroll*nr512*4), pb)
+		SUBQ(Imm(unroll), k)
+		CMPQ(k, Imm(unroll))
+		JGE(LabelRef(pfx + "loop4"))
+		Label(pfx + "tail")
+		TESTQ(k, k)
+		JE(LabelRef(pfx + "done"))
+		Label(pfx + "loop1")
+		body(0)
+		ADDQ(Imm(mr512*4), pa)
+		ADDQ(Imm(nr512*4), pb)
+		DECQ(k)
+		JNZ(LabelRef(pfx + "loop1"))
+		Label(pfx + "done")
+
+		masks := []reg.OpmaskPhysical{reg.K1, reg.K2}
+		pc := reg.R8
+		MOVQ(cbase, pc)
+		VBROADCASTSS(paramAddr("alpha"), reg.Z28)
+		for r := 0; r < rows; r++ {
+			for h := 0; h < nvec; h++ {
+				VMULPS(reg.Z28, acc(r, h), acc(r, h))
+			}
+		}
+		flags := Load(Param("flags"), reg.RAX)
+		TESTQ(U32(1), flags)
+		JE(LabelRef(pfx + "noaccum"))
+		MOVQ(pc, reg.R10)
+		for r := 0; r < rows; r++ {
+			for h := 0; h < nvec; h++ {
+				VADDPS(Mem{Base: reg.R10, Disp: 64 * h}, acc(r, h), masks[h], acc(r, h))
+			}
+			if r < rows-1 {
+				ADDQ(ldc, reg.R10)
+			}
+		}
+		Label(pfx + "noaccum")
+		TESTQ(U32(2), flags)
+		JE(LabelRef(pfx + "store"))
+		VBROADCASTSS(paramAddr("lo"), reg.Z28)
+		VBROADCASTSS(paramAddr("hi"), reg.Z29)
+		for r := 0; r < rows; r++ {
+			VBROADCASTSS(Mem{Base: pbias, Disp: 4 * r}, reg.Z30)
+			for h := 0; h < nvec; h++ {
+				z := acc(r, h)
+				VADDPS(reg.Z30, z, z)
+				// The value is the second source so that NaN propagates.
+				VMAXPS(z, reg.Z28, z)
+				VMINPS(z, reg.Z29, z)
+			}
+		}
+		Label(pfx + "store")
+		for r := 0; r < rows; r++ {
+			for h := 0; h < nvec; h++ {
+				VMOVUPS(acc(r, h), masks[h], Mem{Base: pc, Disp: 64 * h})
+			}
+			if r < rows-1 {
+				ADDQ(ldc, pc)
+			}
+		}
+		// Next tile.
+		ADDQ(astride, abase)
+		ADDQ(reg.R15, cbase)
+		Load(Param("bstride"), reg.R10)
+		SHLQ(Imm(2), reg.R10)
+		ADDQ(reg.R10, pbias)
+		DECQ(tiles)
+		JMP(LabelRef(pfx + "tile"))
+	}
+	Label("end")
+	VZEROUPPER()
+	RET()
+}
+
+// peakFMA512 generates a loop of 24 independent register-only 16-wide FMAs
+// (768 flops) per iteration.
+func peakFMA512() {
+	TEXT("peakFMA512", NOSPLIT, "func(n int)")
+	Doc("peakFMA512 runs n iterations of 24 independent 16-wide FMAs (768 flops each).")
+	n := Load(Param("n"), reg.RCX)
+	for _, z := range zmms[:26] {
+		VXORPS(z, z, z)
+	}
+	TESTQ(n, n)
+	JE(LabelRef("done"))
+	Label("loop")
+	for i := 0; i < 24; i++ {
+		VFMADD231PS(zmms[24], zmms[25], zmms[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// paramAddr is the memory operand of a scalar parameter.
+func paramAddr(name string) Mem {
+	b, err := Param(name).Resolve()
+	if err != nil {
+		panic(err)
+	}
+	return b.Addr
+}
