@@ -44,6 +44,7 @@ type runFlags struct {
 	timeout   time.Duration
 	meshTO    time.Duration
 	verbose   bool
+	trace     string
 }
 
 func newRunCmd() *cobra.Command {
@@ -91,6 +92,7 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.DurationVar(&rf.timeout, "timeout", 5*time.Minute, "bound on each request")
 	f.DurationVar(&rf.meshTO, "mesh-timeout", 10*time.Second, "bound on the workers connecting to each other")
 	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
+	f.StringVar(&rf.trace, "trace", "", "write the last request's per-device traces (every step: start, end, bytes) and the predicted timeline as JSON to this file")
 	rf.tf.register(cmd)
 	return cmd
 }
@@ -287,6 +289,15 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	}
 	if rf.outDir != "" {
 		if err := writeOutputs(rf.outDir, pr.Graph, res.Outputs); err != nil {
+			return err
+		}
+	}
+	if rf.trace != "" {
+		b, err := json.MarshalIndent(map[string]any{"emulation": emulation, "measured": res, "predicted": tl}, "", " ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(rf.trace, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 	}
