@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -94,5 +95,33 @@ shard and activations do not fit is refused.`,
 	f.StringVar(&fault, "fault", "", "inject a fault for testing: "+fmt.Sprint(worker.Faults))
 	f.MarkHidden("fault")
 	tf.register(cmd)
+	cmd.AddCommand(newCertsCmd())
+	return cmd
+}
+
+func newCertsCmd() *cobra.Command {
+	var valid time.Duration
+	cmd := &cobra.Command{
+		Use:   "certs DIR NAME...",
+		Short: "Generate a cluster CA and a certificate per device (and coordinator) for mutual TLS",
+		Long: `Writes DIR/ca.pem and, for each NAME, DIR/NAME.pem and DIR/NAME-key.pem
+(ECDSA P-256, signed by a fresh cluster CA). Give each worker its files with
+--tls-ca DIR/ca.pem --tls-cert DIR/NAME.pem --tls-key DIR/NAME-key.pem, and
+'iop run' the coordinator's. Keep the CA key out of the picture: it is not
+written, so adding a device later means generating a new set.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files, err := transport.GenerateCerts(args[0], args[1:], valid)
+			if err != nil {
+				return err
+			}
+			for _, n := range args[1:] {
+				f := files[n]
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: --tls-ca %s --tls-cert %s --tls-key %s\n", n, f.CA, f.Cert, f.Key)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&valid, "valid", 365*24*time.Hour, "validity of the certificates")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"strings"
@@ -138,6 +139,9 @@ func (co *Coordinator) conn(ctx context.Context, d int) (*wconn, error) {
 	rep, err := readReply(c, dl)
 	if err != nil {
 		c.Close()
+		if errors.Is(err, io.EOF) && co.opt.TLS == nil {
+			err = fmt.Errorf("%w (the worker closed the connection: does it require mutual TLS? give --tls-ca, --tls-cert and --tls-key)", err)
+		}
 		return nil, fmt.Errorf("%s: %w", co.label(d), err)
 	}
 	if rep.Type != "status" || rep.Status == nil {
