@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/iop-edge/iop/internal/cluster"
@@ -332,6 +334,102 @@ func checkRun(t *testing.T, name string, g *graph.Graph, p *plan.Plan, x *tensor
 	for i := range want {
 		if err := tensor.AllClose(got[i], want[i], 1e-4, 1e-5); err != nil {
 			t.Errorf("%s: output %d: %v", name, i, err)
+		}
+	}
+}
+
+// TestOptimalMemory: with limits that single and coedge cannot meet the
+// optimal plan still fits and is at least as fast as every baseline that
+// fits; with limits no plan can meet, the error names the device, its limit
+// and what the closest plan needs there.
+func TestOptimalMemory(t *testing.T) {
+	g, x := optimized(t, "tiny-vgg")
+	want := reference(t, g, x)
+	over := cost.DefaultParams.RuntimeOverheadBytes
+	spec := hetero(3, 12.5e6)
+	pr := &Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-vgg"}
+	single, err := Make(pr, "single")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := single.Prediction.Devices[fastest(pr)].PeakMemoryBytes - over // weights and activations
+	for d := range spec.Devices {
+		spec.Devices[d].Memory = cluster.Bytes(over + w*6/10)
+	}
+	opt, err := Make(pr, "optimal")
+	if err != nil {
+		t.Fatalf("optimal: %v", err)
+	}
+	if d := Fits(pr, opt.Prediction); d >= 0 {
+		t.Fatalf("optimal plan overflows device %d: %d bytes", d, opt.Prediction.Devices[d].PeakMemoryBytes)
+	}
+	checkRun(t, "tiny-vgg/optimal/memory", g, opt, x, want)
+	for _, s := range baselineStrategies {
+		p, err := Make(pr, s)
+		if err != nil {
+			continue
+		}
+		if Fits(pr, p.Prediction) < 0 && p.Prediction.LatencyMS < opt.Prediction.LatencyMS {
+			t.Errorf("%s fits and predicts %.4f ms, optimal %.4f ms", s, p.Prediction.LatencyMS, opt.Prediction.LatencyMS)
+		}
+	}
+
+	for d := range spec.Devices {
+		spec.Devices[d].Memory = cluster.Bytes(over + w/10)
+	}
+	spec.Devices[1].Name = "small-board"
+	_, err = Make(pr, "optimal")
+	var me *MemoryError
+	if !errors.As(err, &me) {
+		t.Fatalf("want a MemoryError, got %v", err)
+	}
+	if me.Name != spec.Devices[me.Device].Name || me.Limit != int64(spec.Devices[me.Device].Memory) || me.Need <= me.Limit {
+		t.Errorf("MemoryError %+v does not describe device %d (%q, limit %d)", me, me.Device, spec.Devices[me.Device].Name, spec.Devices[me.Device].Memory)
+	}
+	if msg := err.Error(); !strings.Contains(msg, spec.Devices[me.Device].Name) || !strings.Contains(msg, "MiB") {
+		t.Errorf("error %q does not name the device and sizes", msg)
+	}
+}
+
+// TestOptimalBeatsBaselines: realistic cases where the DP's mix of schemes
+// is clearly faster than every baseline (VGG-16 on four 180 MiB boards at
+// 100 Mbit/s; ResNet-18 on three boards of different speed at 1 Gbit/s).
+func TestOptimalBeatsBaselines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds full-size models")
+	}
+	het := cluster.Uniform(3, 4, 0, cluster.Bandwidth(125e6), 0.2)
+	for d, gf := range []float64{6, 2, 10} {
+		het.Devices[d].GFLOPS = gf
+	}
+	cases := []struct {
+		model string
+		spec  *cluster.Spec
+		gain  float64 // optimal must be at least this much faster than the best baseline
+	}{
+		{"vgg16", cluster.Uniform(4, 4, 180<<20, cluster.Bandwidth(12.5e6), 0.2), 0.3},
+		{"resnet18", het, 0.03},
+	}
+	for _, c := range cases {
+		g, _ := optimized(t, c.model)
+		pr := &Problem{Graph: g, Cluster: c.spec, Params: cost.DefaultParams, ModelName: c.model}
+		opt, err := Make(pr, "optimal")
+		if err != nil {
+			t.Fatalf("%s: %v", c.model, err)
+		}
+		best, bestName := math.Inf(1), ""
+		for _, s := range baselineStrategies {
+			p, err := Make(pr, s)
+			if err != nil || Fits(pr, p.Prediction) >= 0 {
+				continue
+			}
+			if p.Prediction.LatencyMS < best {
+				best, bestName = p.Prediction.LatencyMS, s
+			}
+		}
+		t.Logf("%s: optimal %.1f ms, best baseline %s %.1f ms", c.model, opt.Prediction.LatencyMS, bestName, best)
+		if opt.Prediction.LatencyMS > best*(1-c.gain) {
+			t.Errorf("%s: optimal %.1f ms is not %.0f%% faster than %s %.1f ms", c.model, opt.Prediction.LatencyMS, 100*c.gain, bestName, best)
 		}
 	}
 }

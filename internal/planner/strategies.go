@@ -198,6 +198,11 @@ func CoEdge(pr *Problem) (*plan.Plan, error) {
 		if d < 0 {
 			return p, nil
 		}
+		if w[d] == 0 {
+			// d already has no stripe (it overflows with what it must
+			// hold anyway, e.g. the input): dropping it again would loop.
+			return nil, newMemoryError(pr, d, p.Prediction.Devices[d].PeakMemoryBytes)
+		}
 		w[d] = 0
 		alive := 0
 		for _, v := range w {
