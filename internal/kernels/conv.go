@@ -124,7 +124,7 @@ func (c *Conv) runGroup(pool *Pool, g int, in, out []float32) {
 		bias = c.bias[g*ocg : (g+1)*ocg]
 	}
 	epi := newEpilogue(bias, c.act)
-	j := gemmJob{ks: c.ks, m: ocg, n: ohw, k: c.kdim, alpha: 1, pa: c.packed[g], bsrc: src,
+	j := gemmJob{ks: c.ks, m: ocg, n: ohw, k: c.kdim, alpha: 1, pa: c.packed[g], bsrc: src, kAlign: p.KH * p.KW,
 		c: out[g*ocg*ohw : (g+1)*ocg*ohw], ldc: ohw, epi: epi}
 	j.run(pool)
 }
@@ -196,6 +196,10 @@ func (s *im2col) panel(ks *kernelSet, dst []float32, pc, kc, j0, w int) {
 		segs[ns] = segment{c0: c, n: n, iy0: oy*p.StrideH - p.PadT, ix0: ox*sw - p.PadL}
 		ns++
 		c += n
+	}
+	if ks.im2col != nil && sw <= 2 && khw <= maxFastTaps && pc%khw == 0 && kc%khw == 0 {
+		s.panelFast(ks, dst, pc, kc, w, segs[:ns])
+		return
 	}
 	end := pc + kc
 	for r := 0; r < khw; r++ {
@@ -298,6 +302,66 @@ func (s *im2col) panel(ks *kernelSet, dst []float32, pc, kc, j0, w int) {
 				}
 			}
 		}
+	}
+}
+
+// maxFastTaps bounds the kernel taps (KH·KW) of panelFast.
+const maxFastTaps = 128
+
+// spread2 maps the bits of a byte to the even bits of 16: bit i to bit 2i.
+var spread2 = func() (t [256]uint16) {
+	for b := range t {
+		for i := 0; i < 8; i++ {
+			if b&(1<<i) != 0 {
+				t[b] |= 1 << (2 * i)
+			}
+		}
+	}
+	return
+}()
+
+// panelFast packs a panel with the kernel set's im2col kernel when the rows
+// [pc,pc+kc) are whole input channels: one call per run of columns on one
+// output row (segment) writes that segment's lanes of every row, with the
+// padding lanes zeroed by the kernel's load masks.
+func (s *im2col) panelFast(ks *kernelSet, dst []float32, pc, kc, w int, segs []segment) {
+	p := s.p
+	khw := p.KH * p.KW
+	W, H, hw, sw := p.InW, p.InH, p.InH*p.InW, p.StrideW
+	var offBuf [maxFastTaps]int
+	var maskBuf [4 * maxFastTaps]uint16
+	off, masks := offBuf[:khw], maskBuf[:4*khw]
+	nch := kc / khw
+	src := s.in[(pc/khw)*hw:]
+	for si, sg := range segs {
+		lanes := uint64(1)<<(sg.c0+sg.n) - 1<<sg.c0
+		if si == len(segs)-1 {
+			lanes |= (1<<32 - 1) &^ (uint64(1)<<w - 1) // zero the columns past w
+		}
+		for t := 0; t < khw; t++ {
+			ky, kx := t/p.KW, t%p.KW
+			iy := sg.iy0 + ky*p.DilH
+			ix := sg.ix0 + kx*p.DilW // input column of lane c0
+			var m uint64
+			if uint(iy) < uint(H) {
+				lo := 0
+				if ix < 0 {
+					lo = ceilDiv(-ix, sw)
+				}
+				hi := min(sg.n, max(0, ceilDiv(W-ix, sw)))
+				if lo < hi {
+					m = (uint64(1)<<(hi-lo) - 1) << (sg.c0 + lo)
+				}
+			}
+			off[t] = iy*W + ix - sg.c0*sw
+			mk := masks[4*t : 4*t+4 : 4*t+4]
+			if sw == 1 {
+				mk[0], mk[1] = uint16(m), uint16(m>>16)
+			} else {
+				mk[0], mk[1], mk[2], mk[3] = spread2[uint8(m)], spread2[uint8(m>>8)], spread2[uint8(m>>16)], spread2[uint8(m>>24)]
+			}
+		}
+		ks.im2col(sw, nch, khw, dst, src, hw, off, masks, int(lanes&0xFFFF), int(lanes>>16))
 	}
 }
 

@@ -33,6 +33,12 @@ type kernelSet struct {
 	// copyRows sets dst[r*dstStride+c] = src[r*srcStride+stride*c] for r < n
 	// and c < nr; stride is 1 or 2.
 	copyRows func(n int, dst []float32, dstStride int, src []float32, srcStride, stride int)
+	// im2col, if not nil, packs nch*khw rows of a 32-column (nr == 32)
+	// im2col panel for input stride s (1 or 2): dst[(c*khw+t)*32 + j] =
+	// src[c*hw + off[t] + s*j] for the lanes j of tap t's load masks
+	// (masks[4t:4t+4], see asmgen's im2col512), 0 for the other lanes of
+	// the store masks sm0 (lanes 0..15) and sm1 (16..31).
+	im2col func(s, nch, khw int, dst, src []float32, hw int, off []int, masks []uint16, sm0, sm1 int)
 	// peak runs n iterations of a register-only loop of peakFlops flops.
 	peak      func(n int)
 	peakFlops int

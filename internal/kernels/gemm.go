@@ -301,6 +301,7 @@ type gemmJob struct {
 	pa          []float32 // A panels (mr rows, depth k)
 	pb          []float32 // B panels (nr columns, depth k), or nil to use bsrc
 	bsrc        bSource
+	kAlign      int // if > 1, K blocks are multiples of kAlign
 	c           []float32
 	ldc         int
 	epi         *epilogue // nil: none
@@ -391,6 +392,11 @@ func (j *gemmJob) block(m0, m1, n0, n1 int) {
 	nr := ks.nr
 	k := j.k
 	kcMax := ceilDiv(k, ceilDiv(k, blockKC))
+	if a := j.kAlign; a > 1 && k%a == 0 {
+		// K blocks of whole multiples of kAlign (whole input channels of
+		// an im2col B).
+		kcMax = ceilDiv(k/a, ceilDiv(k, blockKC)) * a
+	}
 	blockMC, blockNC := blockMCFor(ks), blockNC
 	if j.pb == nil && m1-m0 <= blockMC {
 		// All of this thread's A fits the L2 block: pack one B panel at a

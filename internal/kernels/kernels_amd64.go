@@ -30,6 +30,7 @@ func archKernelSets() []*kernelSet {
 		axpy:     axpyAVX2,
 		dw3x3:    dw3x3AVX2,
 		copyRows: copyRows32AVX2,
+		im2col:   im2colAVX512,
 		peak:     peakFMA512, peakFlops: 24 * 32,
 	}
 	return []*kernelSet{avx512, avx2}
@@ -64,6 +65,18 @@ func tiles512(rows, n, tiles, k int, a []float32, astride int, b, c []float32, l
 		m2 = 1<<(n-16) - 1
 	}
 	sgemm512Rows[rows](tiles, k, &a[0], astride, &b[0], &c[0], ldc, alpha, flags, &bias[0], bstride, lo, hi, m1, m2)
+}
+
+func im2colAVX512(s, nch, khw int, dst, src []float32, hw int, off []int, masks []uint16, sm0, sm1 int) {
+	if nch <= 0 || khw <= 0 {
+		return
+	}
+	_, _, _, _ = dst[nch*khw*nr512-1], src[nch*hw-1], off[khw-1], masks[4*khw-1]
+	if s == 1 {
+		im2col512S1(nch, khw, &dst[0], &src[0], hw, &off[0], &masks[0], sm0, sm1)
+	} else {
+		im2col512S2(nch, khw, &dst[0], &src[0], hw, &off[0], &masks[0], sm0, sm1)
+	}
 }
 
 func copyRows32AVX2(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {

@@ -8273,3 +8273,112 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func im2col512S1(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
+// Requires: AVX, AVX512F
+TEXT ·im2col512S1(SB), NOSPLIT, $0-72
+	MOVQ  nch+0(FP), CX
+	MOVQ  dst+16(FP), DI
+	MOVQ  src+24(FP), SI
+	MOVQ  hw+32(FP), R9
+	SHLQ  $0x02, R9
+	MOVQ  sm0+56(FP), AX
+	KMOVW AX, K5
+	MOVQ  sm1+64(FP), AX
+	KMOVW AX, K6
+
+im2col512S1_ch:
+	TESTQ CX, CX
+	JE    im2col512S1_done
+	MOVQ  off+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2col512S1_tap:
+	MOVQ      (R10), R13
+	LEAQ      (SI)(R13*4), R13
+	KMOVW     (R11), K1
+	KMOVW     2(R11), K2
+	VMOVUPS.Z (R13), K1, Z0
+	VMOVUPS.Z 64(R13), K2, Z1
+	VMOVUPS   Z0, K5, (DI)
+	VMOVUPS   Z1, K6, 64(DI)
+	ADDQ      $0x80, DI
+	ADDQ      $0x08, R10
+	ADDQ      $0x08, R11
+	DECQ      R12
+	JNZ       im2col512S1_tap
+	ADDQ      R9, SI
+	DECQ      CX
+	JMP       im2col512S1_ch
+
+im2col512S1_done:
+	VZEROUPPER
+	RET
+
+// func im2col512S2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
+// Requires: AVX, AVX512F
+TEXT ·im2col512S2(SB), NOSPLIT, $0-72
+	MOVQ    nch+0(FP), CX
+	MOVQ    dst+16(FP), DI
+	MOVQ    src+24(FP), SI
+	MOVQ    hw+32(FP), R9
+	SHLQ    $0x02, R9
+	MOVQ    sm0+56(FP), AX
+	KMOVW   AX, K5
+	MOVQ    sm1+64(FP), AX
+	KMOVW   AX, K6
+	VMOVUPS evenIdx512<>+0(SB), Z31
+
+im2col512S2_ch:
+	TESTQ CX, CX
+	JE    im2col512S2_done
+	MOVQ  off+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2col512S2_tap:
+	MOVQ      (R10), R13
+	LEAQ      (SI)(R13*4), R13
+	KMOVW     (R11), K1
+	KMOVW     2(R11), K2
+	KMOVW     4(R11), K3
+	KMOVW     6(R11), K4
+	VMOVUPS.Z (R13), K1, Z0
+	VMOVUPS.Z 64(R13), K2, Z1
+	VMOVUPS.Z 128(R13), K3, Z2
+	VMOVUPS.Z 192(R13), K4, Z3
+	VPERMT2PS Z1, Z31, Z0
+	VPERMT2PS Z3, Z31, Z2
+	VMOVUPS   Z0, K5, (DI)
+	VMOVUPS   Z2, K6, 64(DI)
+	ADDQ      $0x80, DI
+	ADDQ      $0x08, R10
+	ADDQ      $0x08, R11
+	DECQ      R12
+	JNZ       im2col512S2_tap
+	ADDQ      R9, SI
+	DECQ      CX
+	JMP       im2col512S2_ch
+
+im2col512S2_done:
+	VZEROUPPER
+	RET
+
+DATA evenIdx512<>+0(SB)/4, $0x00000000
+DATA evenIdx512<>+4(SB)/4, $0x00000002
+DATA evenIdx512<>+8(SB)/4, $0x00000004
+DATA evenIdx512<>+12(SB)/4, $0x00000006
+DATA evenIdx512<>+16(SB)/4, $0x00000008
+DATA evenIdx512<>+20(SB)/4, $0x0000000a
+DATA evenIdx512<>+24(SB)/4, $0x0000000c
+DATA evenIdx512<>+28(SB)/4, $0x0000000e
+DATA evenIdx512<>+32(SB)/4, $0x00000010
+DATA evenIdx512<>+36(SB)/4, $0x00000012
+DATA evenIdx512<>+40(SB)/4, $0x00000014
+DATA evenIdx512<>+44(SB)/4, $0x00000016
+DATA evenIdx512<>+48(SB)/4, $0x00000018
+DATA evenIdx512<>+52(SB)/4, $0x0000001a
+DATA evenIdx512<>+56(SB)/4, $0x0000001c
+DATA evenIdx512<>+60(SB)/4, $0x0000001e
+GLOBL evenIdx512<>(SB), RODATA|NOPTR, $64

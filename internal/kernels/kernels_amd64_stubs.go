@@ -153,3 +153,9 @@ func sgemm512R14(tiles int, k int, a *float32, astride int, b *float32, c *float
 
 // peakFMA512 runs n iterations of 24 independent 16-wide FMAs (768 flops each).
 func peakFMA512(n int)
+
+// im2col512S1 packs nch*khw rows of a 32-column im2col panel (input stride 1), see im2col512.
+func im2col512S1(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
+
+// im2col512S2 packs nch*khw rows of a 32-column im2col panel (input stride 2), see im2col512.
+func im2col512S2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)

@@ -199,3 +199,77 @@ func paramAddr(name string) Mem {
 	}
 	return b.Addr
 }
+
+// im2col512 generates the AVX-512 im2col panel packer for stride s (1 or 2):
+// for every input channel c < nch and kernel tap t < khw it writes one
+// 32-float row of the packed B panel,
+//
+//	dst[(c*khw+t)*32 + j] = mask(t, j) ? src[c*hw + off[t] + s*j] : 0
+//
+// for the lanes j selected by the store masks sm0 (0..15) and sm1 (16..31);
+// other lanes of dst are left alone. masks[4t..4t+3] are the zeroing load
+// masks of tap t: for s == 1 the lanes of the two 16-float loads at off[t]
+// and off[t]+16, for s == 2 the (even) lanes of the four loads at off[t] +
+// 0, 16, 32, 48, which VPERMT2PS de-interleaves. Masked-off lanes are never
+// read, so off[t] may point outside the image (padding).
+func im2col512(s int) {
+	name := fmt.Sprintf("im2col512S%d", s)
+	TEXT(name, NOSPLIT, "func(nch, khw int, dst, src *float32, hw int, off *int, masks *uint16, sm0, sm1 int)")
+	Doc(fmt.Sprintf("%s packs nch*khw rows of a 32-column im2col panel (input stride %d), see im2col512.", name, s))
+	nch := Load(Param("nch"), reg.RCX)
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	hw := Load(Param("hw"), reg.R9)
+	SHLQ(Imm(2), hw)
+	Load(Param("sm0"), reg.RAX)
+	KMOVW(reg.EAX, reg.K5)
+	Load(Param("sm1"), reg.RAX)
+	KMOVW(reg.EAX, reg.K6)
+	if s == 2 {
+		idx := GLOBL("evenIdx512", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			DATA(4*i, U32(2*i))
+		}
+		VMOVUPS(idx, reg.Z31)
+	}
+	Label(name + "_ch")
+	TESTQ(nch, nch)
+	JE(LabelRef(name + "_done"))
+	offs := Load(Param("off"), reg.R10)
+	masks := Load(Param("masks"), reg.R11)
+	t := Load(Param("khw"), reg.R12)
+	Label(name + "_tap")
+	p := reg.R13
+	MOVQ(Mem{Base: offs}, p)
+	LEAQ(Mem{Base: src, Index: p, Scale: 4}, p)
+	KMOVW(Mem{Base: masks}, reg.K1)
+	KMOVW(Mem{Base: masks, Disp: 2}, reg.K2)
+	if s == 1 {
+		VMOVUPS_Z(Mem{Base: p}, reg.K1, reg.Z0)
+		VMOVUPS_Z(Mem{Base: p, Disp: 64}, reg.K2, reg.Z1)
+		VMOVUPS(reg.Z0, reg.K5, Mem{Base: dst})
+		VMOVUPS(reg.Z1, reg.K6, Mem{Base: dst, Disp: 64})
+	} else {
+		KMOVW(Mem{Base: masks, Disp: 4}, reg.K3)
+		KMOVW(Mem{Base: masks, Disp: 6}, reg.K4)
+		VMOVUPS_Z(Mem{Base: p}, reg.K1, reg.Z0)
+		VMOVUPS_Z(Mem{Base: p, Disp: 64}, reg.K2, reg.Z1)
+		VMOVUPS_Z(Mem{Base: p, Disp: 128}, reg.K3, reg.Z2)
+		VMOVUPS_Z(Mem{Base: p, Disp: 192}, reg.K4, reg.Z3)
+		VPERMT2PS(reg.Z1, reg.Z31, reg.Z0)
+		VPERMT2PS(reg.Z3, reg.Z31, reg.Z2)
+		VMOVUPS(reg.Z0, reg.K5, Mem{Base: dst})
+		VMOVUPS(reg.Z2, reg.K6, Mem{Base: dst, Disp: 64})
+	}
+	ADDQ(Imm(128), dst)
+	ADDQ(Imm(8), offs)
+	ADDQ(Imm(8), masks)
+	DECQ(t)
+	JNZ(LabelRef(name + "_tap"))
+	ADDQ(hw, src)
+	DECQ(nch)
+	JMP(LabelRef(name + "_ch"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}

@@ -33,6 +33,8 @@ func main() {
 		sgemm512(rows)
 	}
 	peakFMA512()
+	im2col512(1)
+	im2col512(2)
 	Generate()
 }
 
