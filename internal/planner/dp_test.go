@@ -65,7 +65,7 @@ func randomChain(t testing.TB, seed uint64, ops int) *graph.Graph {
 // asserted to be within 5% of the best simulated latency of any assignment,
 // and it usually matches it; the worst ratio seen is logged.
 func TestDPExhaustive(t *testing.T) {
-	seeds := 6
+	seeds := 4
 	if testing.Short() {
 		seeds = 2
 	}
