@@ -198,7 +198,21 @@ func (s *im2col) panel(ks *kernelSet, dst []float32, pc, kc, j0, w int) {
 		c += n
 	}
 	if ks.im2col != nil && sw <= 2 && khw <= maxFastTaps && pc%khw == 0 && kc%khw == 0 {
-		s.panelFast(ks, dst, pc, kc, w, segs[:ns])
+		// Tap tables on the stack, sized to avoid clearing large arrays.
+		switch {
+		case khw <= 9:
+			var off [9]int
+			var masks [4 * 9]uint16
+			s.panelFast(ks, dst, pc, kc, w, segs[:ns], off[:khw], masks[:4*khw])
+		case khw <= 49:
+			var off [49]int
+			var masks [4 * 49]uint16
+			s.panelFast(ks, dst, pc, kc, w, segs[:ns], off[:khw], masks[:4*khw])
+		default:
+			var off [maxFastTaps]int
+			var masks [4 * maxFastTaps]uint16
+			s.panelFast(ks, dst, pc, kc, w, segs[:ns], off[:khw], masks[:4*khw])
+		}
 		return
 	}
 	end := pc + kc
@@ -324,13 +338,11 @@ var spread2 = func() (t [256]uint16) {
 // [pc,pc+kc) are whole input channels: one call per run of columns on one
 // output row (segment) writes that segment's lanes of every row, with the
 // padding lanes zeroed by the kernel's load masks.
-func (s *im2col) panelFast(ks *kernelSet, dst []float32, pc, kc, w int, segs []segment) {
+// off and masks (khw and 4*khw long) are scratch for the tap tables.
+func (s *im2col) panelFast(ks *kernelSet, dst []float32, pc, kc, w int, segs []segment, off []int, masks []uint16) {
 	p := s.p
 	khw := p.KH * p.KW
 	W, H, hw, sw := p.InW, p.InH, p.InH*p.InW, p.StrideW
-	var offBuf [maxFastTaps]int
-	var maskBuf [4 * maxFastTaps]uint16
-	off, masks := offBuf[:khw], maskBuf[:4*khw]
 	nch := kc / khw
 	src := s.in[(pc/khw)*hw:]
 	for si, sg := range segs {

@@ -247,6 +247,15 @@ func (s *matB) pack(ks *kernelSet, dst []float32, pc, kc, j0, nc int) {
 		j := j0 + jp*nr
 		w := min(nr, nc-jp*nr)
 		if !s.trans {
+			if ks.im2col != nil && kc > 0 {
+				// The im2col kernel with one tap copies rows (stride 1).
+				_ = s.b[(pc+kc-1)*s.ldb+j+w-1]
+				m := uint64(1)<<w - 1
+				off := [1]int{0}
+				masks := [4]uint16{uint16(m), uint16(m >> 16)}
+				ks.im2col(1, kc, 1, d, s.b[pc*s.ldb+j:], s.ldb, off[:], masks[:], 0xFFFF, 0xFFFF)
+				continue
+			}
 			if w == nr {
 				for l := 0; l < kc; l++ {
 					o := (pc+l)*s.ldb + j

@@ -71,7 +71,9 @@ func im2colAVX512(s, nch, khw int, dst, src []float32, hw int, off []int, masks 
 	if nch <= 0 || khw <= 0 {
 		return
 	}
-	_, _, _, _ = dst[nch*khw*nr512-1], src[nch*hw-1], off[khw-1], masks[4*khw-1]
+	// The caller guarantees that the lanes the masks select lie inside src
+	// (at most the first element of the last channel is checked here).
+	_, _, _, _ = dst[nch*khw*nr512-1], src[(nch-1)*hw], off[khw-1], masks[4*khw-1]
 	if s == 1 {
 		im2col512S1(nch, khw, &dst[0], &src[0], hw, &off[0], &masks[0], sm0, sm1)
 	} else {
