@@ -159,11 +159,17 @@ type summary struct {
 	SumPeakMemory      int64           `json:"sum_peak_memory_bytes"`
 	Devices            []deviceSummary `json:"devices"`
 	Error              string          `json:"error,omitempty"`
+	// OverMemory names the first device whose predicted peak exceeds its
+	// limit ("" when the plan fits).
+	OverMemory string `json:"over_memory,omitempty"`
 }
 
 func planSummary(pr *planner.Problem, p *plan.Plan) summary {
 	s := summary{Strategy: p.Strategy, PredictedLatencyMS: p.Prediction.LatencyMS, BytesSent: p.Prediction.BytesSent,
 		Messages: p.Prediction.Messages, ComputeFloorMS: computeFloorMS(pr)}
+	if d := planner.Fits(pr, p.Prediction); d >= 0 {
+		s.OverMemory = pr.Cluster.Devices[d].Name
+	}
 	for d, dp := range p.Prediction.Devices {
 		s.Devices = append(s.Devices, deviceSummary{Name: dp.Name, PeakMemoryBytes: dp.PeakMemoryBytes, WeightBytes: dp.WeightBytes,
 			ComputeMS: dp.ComputeMS, BytesSent: dp.BytesSent, MemoryLimit: int64(pr.Cluster.Devices[d].Memory)})
@@ -234,7 +240,7 @@ func printCompare(w io.Writer, pr *planner.Problem, asJSON bool) error {
 	for _, s := range planner.Strategies {
 		p, err := planner.Make(pr, s)
 		if err != nil {
-			rows = append(rows, summary{Strategy: s, Error: oneLine(err)})
+			rows = append(rows, summary{Strategy: s, Error: strings.TrimPrefix(oneLine(err), s+": ")})
 			continue
 		}
 		r := planSummary(pr, p)
@@ -254,16 +260,32 @@ func printCompare(w io.Writer, pr *planner.Problem, asJSON bool) error {
 	fmt.Fprintf(w, "model %s on %d devices, %s links (%s), %.1f GFLOP/s each on average; compute floor %.2f ms\n",
 		pr.ModelName, pr.Cluster.N(), pr.Cluster.Link.Bandwidth, pr.Cluster.Topology, avgGFLOPS(pr.Cluster), computeFloorMS(pr))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tlatency ms\tspeed-up\tmax peak mem\tsum peak mem\tbytes sent\tmessages\t")
+	fmt.Fprintln(tw, "strategy\tlatency ms\tspeed-up\tmax peak mem\tsum peak mem\tbytes sent\tmessages\tfits\t")
+	var failed []summary
 	for _, r := range rows {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\n", r.Strategy, r.Error)
+			fmt.Fprintf(tw, "%s\t—\t\t\t\t\t\tno\t\n", r.Strategy)
+			failed = append(failed, r)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f×\t%s\t%s\t%s\t%d\t\n", r.Strategy, r.PredictedLatencyMS, r.SpeedupOverSingle,
-			humanBytes(r.MaxPeakMemory), humanBytes(r.SumPeakMemory), humanBytes(r.BytesSent), r.Messages)
+		speedup := "—"
+		if r.SpeedupOverSingle > 0 {
+			speedup = fmt.Sprintf("%.2f×", r.SpeedupOverSingle)
+		}
+		fits := "yes"
+		if r.OverMemory != "" {
+			fits = "no (" + r.OverMemory + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t\n", r.Strategy, r.PredictedLatencyMS, speedup,
+			humanBytes(r.MaxPeakMemory), humanBytes(r.SumPeakMemory), humanBytes(r.BytesSent), r.Messages, fits)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range failed {
+		fmt.Fprintf(w, "%s: %s\n", r.Strategy, r.Error)
+	}
+	return nil
 }
 
 func avgGFLOPS(s *cluster.Spec) float64 {
