@@ -168,6 +168,15 @@ func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
 	return pb
 }
 
+// UsesPackedB reports whether SgemmPackedB with m rows of A uses the packed
+// copy of an n-column B of depth k. Otherwise (batch-1 fully connected
+// layers: m == 1, or a few rows against a large matrix) it runs
+// matrix-vector products on the original matrix, so a caller that knows m in
+// advance need not keep a packed copy.
+func UsesPackedB(m, n, k int) bool {
+	return m > 1 && n > 1 && k > 0 && !(m <= smallDim && n*k >= minGemvSplit) && !(n <= smallDim && m*k >= minGemvSplit)
+}
+
 // Rows is k, the number of rows of the packed matrix.
 func (pb *PackedB) Rows() int { return pb.k }
 
@@ -185,8 +194,9 @@ func SgemmPackedB(p *Pool, transA bool, m int, alpha float32, a []float32, lda i
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	if m == 1 {
-		gemv(p, transA, b.trans, m, n, k, alpha, a, lda, b.src, b.ld, beta, c, ldc)
+	if !UsesPackedB(m, n, k) {
+		// Matrix-vector products stream the original matrix.
+		Sgemm(p, transA, b.trans, m, n, k, alpha, a, lda, b.src, b.ld, beta, c, ldc)
 		return
 	}
 	ks := b.ks

@@ -92,6 +92,13 @@ func gemmPrepare(n *graph.Node, opset int64, in []Input, out []graph.ValueInfo) 
 	if hasC {
 		cplan = newBPlan(in[2].Shape, in[2].Shape, tensor.Shape{m, nn})
 	}
+	// A constant B (the weights of a fully connected layer) is packed once
+	// here, unless the product is a matrix-vector one (batch 1), which
+	// streams the original matrix.
+	var packedB *kernels.PackedB
+	if in[1].Const != nil && k > 0 && kernels.UsesPackedB(m, nn, k) {
+		packedB = kernels.PackB(tb, k, nn, in[1].Const.F, ldb)
+	}
 	return KernelFunc(func(p *kernels.Pool, in, out []*tensor.Tensor) error {
 		if err := checkOuts(n, in, out, 2); err != nil {
 			return err
@@ -106,6 +113,8 @@ func gemmPrepare(n *graph.Node, opset int64, in []Input, out []graph.ValueInfo) 
 			for i := range y {
 				y[i] *= b
 			}
+		} else if packedB != nil {
+			kernels.SgemmPackedB(p, ta, m, alpha, in[0].F, lda, packedB, b, y, nn)
 		} else {
 			kernels.Sgemm(p, ta, tb, m, nn, k, alpha, in[0].F, lda, in[1].F, ldb, b, y, nn)
 		}
@@ -201,6 +210,11 @@ func matmulPrepare(n *graph.Node, opset int64, in []Input, out []graph.ValueInfo
 	// batch offsets (in matrices) of A and B for every output matrix
 	offA, offB := make([]int, nb), make([]int, nb)
 	forEachIndex(g.batch, [][]int{g.sa, g.sb}, func(i int, o []int) { offA[i], offB[i] = o[0], o[1] })
+	// A constant B shared by the whole batch is packed once.
+	var packedB *kernels.PackedB
+	if g.bShared && g.aBatchFull && in[1].Const != nil && g.k > 0 && kernels.UsesPackedB(nb*g.m, g.n, g.k) {
+		packedB = kernels.PackB(false, g.k, g.n, in[1].Const.F, g.n)
+	}
 	return KernelFunc(func(p *kernels.Pool, in, out []*tensor.Tensor) error {
 		if err := checkOuts(n, in, out, 2); err != nil {
 			return err
@@ -209,6 +223,8 @@ func matmulPrepare(n *graph.Node, opset int64, in []Input, out []graph.ValueInfo
 		switch {
 		case g.k == 0:
 			clear(y)
+		case packedB != nil:
+			kernels.SgemmPackedB(p, false, nb*g.m, 1, a, g.k, packedB, 0, y, g.n)
 		case g.bShared && g.aBatchFull:
 			kernels.Sgemm(p, false, false, nb*g.m, g.n, g.k, 1, a, g.k, b, g.n, 0, y, g.n)
 		default:

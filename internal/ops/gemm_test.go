@@ -162,3 +162,36 @@ func TestMatMul(t *testing.T) {
 	mustFail(t, node("MatMul", 2, 1), 13, "broadcastable", V(randT(r, 2, 3, 4)), V(randT(r, 3, 4, 5)))
 	mustFail(t, node("MatMul", 2, 1), 13, "rank", V(randT(r)), V(randT(r, 3, 4)))
 }
+
+// Constant weights are prepacked at Prepare time (or streamed by the
+// matrix-vector path at batch 1); both must match the reference, as must a
+// variable B of the same shape.
+func TestGemmConstWeights(t *testing.T) {
+	r := rand.New(rand.NewSource(6))
+	for _, s := range [][3]int{{1, 300, 400}, {2, 300, 400}, {3, 40, 30}, {37, 70, 90}, {64, 33, 129}} {
+		m, n, k := s[0], s[1], s[2]
+		for _, tb := range []bool{false, true} {
+			a, b := randT(r, m, k), randT(r, k, n)
+			bias := randT(r, n)
+			want := refMatMul(a.F, b.F, m, n, k)
+			for i := range want {
+				want[i] = 0.5*want[i] + 2*bias.F[i%n]
+			}
+			bb := b
+			nd := node("Gemm", 3, 1)
+			nd.SetFloat("alpha", 0.5)
+			nd.SetFloat("beta", 2)
+			if tb {
+				nd.SetInt("transB", 1)
+				bb = transpose2(b)
+			}
+			wt := tensor.FromFloat32(tensor.Shape{m, n}, want)
+			near(t, "gemm const B", run1(t, nd, 13, V(a), C(bb), C(bias)), wt)
+			near(t, "gemm variable B", run1(t, nd, 13, V(a), V(bb), C(bias)), wt)
+		}
+		// MatMul with a constant B and a batch of A.
+		a, b := randT(r, 2, m, k), randT(r, k, n)
+		want := append(refMatMul(a.F[:m*k], b.F, m, n, k), refMatMul(a.F[m*k:], b.F, m, n, k)...)
+		near(t, "matmul const B", run1(t, node("MatMul", 2, 1), 13, V(a), C(b)), tensor.FromFloat32(tensor.Shape{2, m, n}, want))
+	}
+}
