@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -381,5 +382,28 @@ func BenchmarkGoodputTestbed(b *testing.B) {
 			defer c.Close()
 			goodput(b, a, c, 1<<20, rate)
 		})
+	}
+}
+
+// BenchmarkRawTCPLoopback is the ceiling the framed goodput is compared
+// with: 1 MiB writes and reads on a loopback TCP connection, no framing,
+// no CRC.
+func BenchmarkRawTCPLoopback(b *testing.B) {
+	a, c := pipe(b, nil)
+	buf := make([]byte, 1<<20)
+	rbuf := make([]byte, 1<<20)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	go func() {
+		for i := 0; i < b.N; i++ {
+			if _, err := a.nc.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < b.N; i++ {
+		if _, err := io.ReadFull(c.nc, rbuf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
