@@ -396,6 +396,8 @@ func clampBounds(a Act) (lo, hi float32, ok bool) {
 func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
 	p := c.p
 	dw3x3 := c.ks.dw3x3
+	direct := c.ks.dwDirect != nil && p.KH == 3 && p.KW == 3 && p.DilH == 1 && p.DilW == 1 &&
+		p.StrideH == p.StrideW && (p.StrideH == 1 || p.StrideH == 2)
 	fast := dw3x3 != nil && p.KH == 3 && p.KW == 3 && p.DilH == 1 && p.DilW == 1 &&
 		p.StrideH == p.StrideW && (p.StrideH == 1 || p.StrideH == 2)
 	t := pool.Threads()
@@ -404,7 +406,9 @@ func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
 	}
 	t = min(t, p.OutC)
 	work := func(lo, hi int) {
-		if fast {
+		if direct {
+			c.depthwiseDirect(in, out, lo, hi)
+		} else if fast {
 			c.depthwise3x3(dw3x3, in, out, lo, hi)
 		} else {
 			c.depthwiseGeneric(in, out, lo, hi)
@@ -480,6 +484,88 @@ func (c *Conv) depthwise3x3(dw3x3 func(s, rows, n int, out []float32, ldo int, i
 		}
 	}
 	putScratch(sc)
+}
+
+// depthwiseDirect computes output channels [lo,hi) of a 3×3 depthwise
+// convolution with stride 1 or 2 with the kernel set's dwDirect kernel,
+// which reads the input rows in place: masked loads zero the padding
+// columns, and output rows whose kernel window leaves the image at the top
+// or bottom read a zero row instead.
+func (c *Conv) depthwiseDirect(in, out []float32, lo, hi int) {
+	p := c.p
+	s := p.StrideH
+	W, H, OW, OH := p.InW, p.InH, p.OutW, p.OutH
+	nch := ceilDiv(OW, 16)
+	var mbuf [4 * 16]uint16
+	var obuf [16]uint16
+	masks, omasks := mbuf[:], obuf[:]
+	if nch > 16 {
+		masks, omasks = make([]uint16, 4*nch), make([]uint16, nch)
+	}
+	inside := func(x int) (m uint16) { // lanes j with 0 <= x+j < W
+		for j := 0; j < 16; j++ {
+			if x+j >= 0 && x+j < W {
+				m |= 1 << j
+			}
+		}
+		return
+	}
+	loads := [4]int{0, 1, 2, 0}
+	if s == 2 {
+		loads = [4]int{0, 16, 2, 18}
+	}
+	for ch := 0; ch < nch; ch++ {
+		x := ch*16*s - p.PadL
+		for l, d := range loads {
+			masks[4*ch+l] = inside(x + d)
+		}
+		omasks[ch] = uint16(uint32(1)<<min(16, OW-ch*16) - 1)
+	}
+	zs := getScratch(W)
+	zero := zs.buf
+	clear(zero)
+	lo32, hi32, clampOnly := clampBounds(c.act)
+	mult := p.OutC / p.InC
+	// Output rows [oyA,oyB) read three input rows inside the image.
+	oyA := ceilDiv(p.PadT, s)
+	oyB := 0
+	if H-3+p.PadT >= 0 {
+		oyB = (H-3+p.PadT)/s + 1
+	}
+	oyA, oyB = min(oyA, OH), min(oyB, OH)
+	for oc := lo; oc < hi; oc++ {
+		ch := in[(oc/mult)*H*W : (oc/mult+1)*H*W]
+		o := out[oc*OH*OW : (oc+1)*OH*OW]
+		w := c.weight[oc*9 : oc*9+9]
+		var b float32
+		if c.bias != nil {
+			b = c.bias[oc]
+		}
+		row := func(oy int) {
+			var r [3][]float32
+			for ky := range r {
+				r[ky] = zero
+				if iy := oy*s - p.PadT + ky; iy >= 0 && iy < H {
+					r[ky] = ch[iy*W:]
+				}
+			}
+			c.ks.dwDirect(s, 1, nch, o[oy*OW:], OW, r[0], r[1], r[2], 0, -p.PadL, w, b, lo32, hi32, masks, omasks)
+		}
+		for oy := 0; oy < oyA; oy++ {
+			row(oy)
+		}
+		if oyA < oyB {
+			iy := oyA*s - p.PadT
+			c.ks.dwDirect(s, oyB-oyA, nch, o[oyA*OW:], OW, ch[iy*W:], ch[(iy+1)*W:], ch[(iy+2)*W:], s*W, -p.PadL, w, b, lo32, hi32, masks, omasks)
+		}
+		for oy := max(oyA, oyB); oy < OH; oy++ {
+			row(oy)
+		}
+		if !clampOnly {
+			c.act.Apply(o)
+		}
+	}
+	putScratch(zs)
 }
 
 // depthwiseGeneric computes output channels [lo,hi) of any depthwise

@@ -30,6 +30,14 @@ type kernelSet struct {
 	// ldi): out[y*ldo+x] = clamp(bias + Σ w[3ky+kx]·in[(s·y+ky)*ldi + s·x+kx],
 	// lo, hi) for x < n, a multiple of 8. nil when there is no such kernel.
 	dw3x3 func(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w []float32, bias, lo, hi float32)
+	// dwDirect, if not nil, is a 3×3 depthwise kernel with stride s (1 or
+	// 2) that reads the unpadded input rows with masked loads: it computes
+	// rows output rows (stride ldo) of nchunks 16-wide chunks, output row y
+	// from the input rows r0, r1, r2 advanced by y*step floats, chunk c
+	// loading at float offset xoff + 16*s*c of each row under the load
+	// masks masks[4c:4c+4] and storing under omasks[c] (see asmgen's
+	// dw3x3512).
+	dwDirect func(s, rows, nchunks int, out []float32, ldo int, r0, r1, r2 []float32, step, xoff int, w []float32, bias, lo, hi float32, masks, omasks []uint16)
 	// copyRows sets dst[r*dstStride+c] = src[r*srcStride+stride*c] for r < n
 	// and c < nr; stride is 1 or 2.
 	copyRows func(n int, dst []float32, dstStride int, src []float32, srcStride, stride int)

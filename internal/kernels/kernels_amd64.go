@@ -31,6 +31,7 @@ func archKernelSets() []*kernelSet {
 		dw3x3:    dw3x3AVX2,
 		copyRows: copyRows32AVX2,
 		im2col:   im2colAVX512,
+		dwDirect: dwDirectAVX512,
 		peak:     peakFMA512, peakFlops: 24 * 32,
 	}
 	return []*kernelSet{avx512, avx2}
@@ -78,6 +79,19 @@ func im2colAVX512(s, nch, khw int, dst, src []float32, hw int, off []int, masks 
 		im2col512S1(nch, khw, &dst[0], &src[0], hw, &off[0], &masks[0], sm0, sm1)
 	} else {
 		im2col512S2(nch, khw, &dst[0], &src[0], hw, &off[0], &masks[0], sm0, sm1)
+	}
+}
+
+func dwDirectAVX512(s, rows, nchunks int, out []float32, ldo int, r0, r1, r2 []float32, step, xoff int, w []float32, bias, lo, hi float32, masks, omasks []uint16) {
+	if rows <= 0 || nchunks <= 0 {
+		return
+	}
+	// The caller guarantees that the masked lanes lie inside the rows.
+	_, _, _, _, _, _, _ = out[(rows-1)*ldo], r0[0], r1[0], r2[0], w[8], masks[4*nchunks-1], omasks[nchunks-1]
+	if s == 1 {
+		dw3x3S1AVX512(rows, nchunks, &out[0], ldo, &r0[0], &r1[0], &r2[0], 4*step, 4*xoff, &w[0], bias, lo, hi, &masks[0], &omasks[0])
+	} else {
+		dw3x3S2AVX512(rows, nchunks, &out[0], ldo, &r0[0], &r1[0], &r2[0], 4*step, 4*xoff, &w[0], bias, lo, hi, &masks[0], &omasks[0])
 	}
 }
 

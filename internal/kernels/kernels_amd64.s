@@ -8382,3 +8382,221 @@ DATA evenIdx512<>+52(SB)/4, $0x0000001a
 DATA evenIdx512<>+56(SB)/4, $0x0000001c
 DATA evenIdx512<>+60(SB)/4, $0x0000001e
 GLOBL evenIdx512<>(SB), RODATA|NOPTR, $64
+
+// func dw3x3S1AVX512(rows int, nchunks int, out *float32, ldo int, r0 *float32, r1 *float32, r2 *float32, step int, xoff int, w *float32, bias float32, lo float32, hi float32, masks *uint16, omasks *uint16)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·dw3x3S1AVX512(SB), NOSPLIT, $0-112
+	MOVQ         w+72(FP), AX
+	VBROADCASTSS (AX), Z16
+	VBROADCASTSS 4(AX), Z17
+	VBROADCASTSS 8(AX), Z18
+	VBROADCASTSS 12(AX), Z19
+	VBROADCASTSS 16(AX), Z20
+	VBROADCASTSS 20(AX), Z21
+	VBROADCASTSS 24(AX), Z22
+	VBROADCASTSS 28(AX), Z23
+	VBROADCASTSS 32(AX), Z24
+	VBROADCASTSS bias+80(FP), Z25
+	VBROADCASTSS lo+84(FP), Z26
+	VBROADCASTSS hi+88(FP), Z27
+	MOVQ         rows+0(FP), BX
+	MOVQ         out+16(FP), DX
+	MOVQ         ldo+24(FP), R9
+	SHLQ         $0x02, R9
+	MOVQ         r0+32(FP), R10
+	MOVQ         r1+40(FP), R11
+	MOVQ         r2+48(FP), R12
+	MOVQ         step+56(FP), R13
+
+dw3x3S1AVX512_row:
+	TESTQ BX, BX
+	JE    dw3x3S1AVX512_done
+	MOVQ  nchunks+8(FP), CX
+	MOVQ  xoff+64(FP), SI
+	MOVQ  masks+96(FP), DI
+	MOVQ  omasks+104(FP), R14
+	MOVQ  DX, R8
+
+dw3x3S1AVX512_chunk:
+	VMOVAPS     Z25, Z0
+	VXORPS      Z1, Z1, Z1
+	VXORPS      Z2, Z2, Z2
+	KMOVW       (DI), K1
+	KMOVW       2(DI), K2
+	KMOVW       4(DI), K3
+	VMOVUPS.Z   (R10)(SI*1), K1, Z3
+	VMOVUPS.Z   4(R10)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R10)(SI*1), K3, Z5
+	VFMADD231PS Z3, Z16, Z0
+	VFMADD231PS Z4, Z17, Z0
+	VFMADD231PS Z5, Z18, Z0
+	VMOVUPS.Z   (R11)(SI*1), K1, Z3
+	VMOVUPS.Z   4(R11)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R11)(SI*1), K3, Z5
+	VFMADD231PS Z3, Z19, Z1
+	VFMADD231PS Z4, Z20, Z1
+	VFMADD231PS Z5, Z21, Z1
+	VMOVUPS.Z   (R12)(SI*1), K1, Z3
+	VMOVUPS.Z   4(R12)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R12)(SI*1), K3, Z5
+	VFMADD231PS Z3, Z22, Z2
+	VFMADD231PS Z4, Z23, Z2
+	VFMADD231PS Z5, Z24, Z2
+	VADDPS      Z1, Z0, Z0
+	VADDPS      Z2, Z0, Z0
+	VMAXPS      Z0, Z26, Z0
+	VMINPS      Z0, Z27, Z0
+	KMOVW       (R14), K5
+	VMOVUPS     Z0, K5, (R8)
+	ADDQ        $0x40, R8
+	ADDQ        $0x40, SI
+	ADDQ        $0x08, DI
+	ADDQ        $0x02, R14
+	DECQ        CX
+	JNZ         dw3x3S1AVX512_chunk
+	ADDQ        R9, DX
+	ADDQ        R13, R10
+	ADDQ        R13, R11
+	ADDQ        R13, R12
+	DECQ        BX
+	JMP         dw3x3S1AVX512_row
+
+dw3x3S1AVX512_done:
+	VZEROUPPER
+	RET
+
+// func dw3x3S2AVX512(rows int, nchunks int, out *float32, ldo int, r0 *float32, r1 *float32, r2 *float32, step int, xoff int, w *float32, bias float32, lo float32, hi float32, masks *uint16, omasks *uint16)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·dw3x3S2AVX512(SB), NOSPLIT, $0-112
+	MOVQ         w+72(FP), AX
+	VBROADCASTSS (AX), Z16
+	VBROADCASTSS 4(AX), Z17
+	VBROADCASTSS 8(AX), Z18
+	VBROADCASTSS 12(AX), Z19
+	VBROADCASTSS 16(AX), Z20
+	VBROADCASTSS 20(AX), Z21
+	VBROADCASTSS 24(AX), Z22
+	VBROADCASTSS 28(AX), Z23
+	VBROADCASTSS 32(AX), Z24
+	VBROADCASTSS bias+80(FP), Z25
+	VBROADCASTSS lo+84(FP), Z26
+	VBROADCASTSS hi+88(FP), Z27
+	VMOVUPS      dwEvenIdx512<>+0(SB), Z28
+	VMOVUPS      dwOddIdx512<>+0(SB), Z29
+	MOVQ         rows+0(FP), BX
+	MOVQ         out+16(FP), DX
+	MOVQ         ldo+24(FP), R9
+	SHLQ         $0x02, R9
+	MOVQ         r0+32(FP), R10
+	MOVQ         r1+40(FP), R11
+	MOVQ         r2+48(FP), R12
+	MOVQ         step+56(FP), R13
+
+dw3x3S2AVX512_row:
+	TESTQ BX, BX
+	JE    dw3x3S2AVX512_done
+	MOVQ  nchunks+8(FP), CX
+	MOVQ  xoff+64(FP), SI
+	MOVQ  masks+96(FP), DI
+	MOVQ  omasks+104(FP), R14
+	MOVQ  DX, R8
+
+dw3x3S2AVX512_chunk:
+	VMOVAPS     Z25, Z0
+	VXORPS      Z1, Z1, Z1
+	VXORPS      Z2, Z2, Z2
+	KMOVW       (DI), K1
+	KMOVW       2(DI), K2
+	KMOVW       4(DI), K3
+	KMOVW       6(DI), K4
+	VMOVUPS.Z   (R10)(SI*1), K1, Z3
+	VMOVUPS.Z   64(R10)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R10)(SI*1), K3, Z6
+	VMOVUPS.Z   72(R10)(SI*1), K4, Z7
+	VMOVAPS     Z3, Z5
+	VPERMT2PS   Z4, Z28, Z3
+	VPERMT2PS   Z4, Z29, Z5
+	VPERMT2PS   Z7, Z28, Z6
+	VFMADD231PS Z3, Z16, Z0
+	VFMADD231PS Z5, Z17, Z0
+	VFMADD231PS Z6, Z18, Z0
+	VMOVUPS.Z   (R11)(SI*1), K1, Z3
+	VMOVUPS.Z   64(R11)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R11)(SI*1), K3, Z6
+	VMOVUPS.Z   72(R11)(SI*1), K4, Z7
+	VMOVAPS     Z3, Z5
+	VPERMT2PS   Z4, Z28, Z3
+	VPERMT2PS   Z4, Z29, Z5
+	VPERMT2PS   Z7, Z28, Z6
+	VFMADD231PS Z3, Z19, Z1
+	VFMADD231PS Z5, Z20, Z1
+	VFMADD231PS Z6, Z21, Z1
+	VMOVUPS.Z   (R12)(SI*1), K1, Z3
+	VMOVUPS.Z   64(R12)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R12)(SI*1), K3, Z6
+	VMOVUPS.Z   72(R12)(SI*1), K4, Z7
+	VMOVAPS     Z3, Z5
+	VPERMT2PS   Z4, Z28, Z3
+	VPERMT2PS   Z4, Z29, Z5
+	VPERMT2PS   Z7, Z28, Z6
+	VFMADD231PS Z3, Z22, Z2
+	VFMADD231PS Z5, Z23, Z2
+	VFMADD231PS Z6, Z24, Z2
+	VADDPS      Z1, Z0, Z0
+	VADDPS      Z2, Z0, Z0
+	VMAXPS      Z0, Z26, Z0
+	VMINPS      Z0, Z27, Z0
+	KMOVW       (R14), K5
+	VMOVUPS     Z0, K5, (R8)
+	ADDQ        $0x40, R8
+	ADDQ        $0x80, SI
+	ADDQ        $0x08, DI
+	ADDQ        $0x02, R14
+	DECQ        CX
+	JNZ         dw3x3S2AVX512_chunk
+	ADDQ        R9, DX
+	ADDQ        R13, R10
+	ADDQ        R13, R11
+	ADDQ        R13, R12
+	DECQ        BX
+	JMP         dw3x3S2AVX512_row
+
+dw3x3S2AVX512_done:
+	VZEROUPPER
+	RET
+
+DATA dwEvenIdx512<>+0(SB)/4, $0x00000000
+DATA dwEvenIdx512<>+4(SB)/4, $0x00000002
+DATA dwEvenIdx512<>+8(SB)/4, $0x00000004
+DATA dwEvenIdx512<>+12(SB)/4, $0x00000006
+DATA dwEvenIdx512<>+16(SB)/4, $0x00000008
+DATA dwEvenIdx512<>+20(SB)/4, $0x0000000a
+DATA dwEvenIdx512<>+24(SB)/4, $0x0000000c
+DATA dwEvenIdx512<>+28(SB)/4, $0x0000000e
+DATA dwEvenIdx512<>+32(SB)/4, $0x00000010
+DATA dwEvenIdx512<>+36(SB)/4, $0x00000012
+DATA dwEvenIdx512<>+40(SB)/4, $0x00000014
+DATA dwEvenIdx512<>+44(SB)/4, $0x00000016
+DATA dwEvenIdx512<>+48(SB)/4, $0x00000018
+DATA dwEvenIdx512<>+52(SB)/4, $0x0000001a
+DATA dwEvenIdx512<>+56(SB)/4, $0x0000001c
+DATA dwEvenIdx512<>+60(SB)/4, $0x0000001e
+GLOBL dwEvenIdx512<>(SB), RODATA|NOPTR, $64
+
+DATA dwOddIdx512<>+0(SB)/4, $0x00000001
+DATA dwOddIdx512<>+4(SB)/4, $0x00000003
+DATA dwOddIdx512<>+8(SB)/4, $0x00000005
+DATA dwOddIdx512<>+12(SB)/4, $0x00000007
+DATA dwOddIdx512<>+16(SB)/4, $0x00000009
+DATA dwOddIdx512<>+20(SB)/4, $0x0000000b
+DATA dwOddIdx512<>+24(SB)/4, $0x0000000d
+DATA dwOddIdx512<>+28(SB)/4, $0x0000000f
+DATA dwOddIdx512<>+32(SB)/4, $0x00000011
+DATA dwOddIdx512<>+36(SB)/4, $0x00000013
+DATA dwOddIdx512<>+40(SB)/4, $0x00000015
+DATA dwOddIdx512<>+44(SB)/4, $0x00000017
+DATA dwOddIdx512<>+48(SB)/4, $0x00000019
+DATA dwOddIdx512<>+52(SB)/4, $0x0000001b
+DATA dwOddIdx512<>+56(SB)/4, $0x0000001d
+DATA dwOddIdx512<>+60(SB)/4, $0x0000001f
+GLOBL dwOddIdx512<>(SB), RODATA|NOPTR, $64

@@ -273,3 +273,116 @@ func im2col512(s int) {
 	VZEROUPPER()
 	RET()
 }
+
+// dw3x3512 generates the AVX-512 3×3 depthwise kernel for stride s (1 or
+// 2). It computes rows output rows of nchunks chunks of 16 outputs each,
+// reading the three input rows of output row y at r0, r1, r2 + y*step
+// bytes, with no padded copy of the input: chunk c reads each input row with
+// zeroing masked loads at byte offset xoff + c*64*s (xoff = -4*PadL), the
+// load masks masks[4c..4c+3] selecting the lanes inside the image. For s ==
+// 1 the three loads (kx = 0, 1, 2) are at +0, +4, +8 bytes; for s == 2 the
+// four loads at +0, +64 (de-interleaved into kx = 0 and 1) and +8, +72
+// (kx = 2). Output chunk c is stored under mask omasks[c].
+func dw3x3512(s int) {
+	name := fmt.Sprintf("dw3x3S%dAVX512", s)
+	TEXT(name, NOSPLIT, "func(rows, nchunks int, out *float32, ldo int, r0, r1, r2 *float32, step, xoff int, w *float32, bias, lo, hi float32, masks, omasks *uint16)")
+	Doc(fmt.Sprintf("%s computes rows output rows of a 3x3 stride-%d depthwise convolution", name, s),
+		"straight from the unpadded input rows, see dw3x3512.")
+	pw := Load(Param("w"), reg.RAX)
+	wz := zmms[16:25] // Z16..Z24: the 9 weights
+	for i := range wz {
+		VBROADCASTSS(Mem{Base: pw, Disp: 4 * i}, wz[i])
+	}
+	zb, zlo, zhi := reg.Z25, reg.Z26, reg.Z27
+	VBROADCASTSS(paramAddr("bias"), zb)
+	VBROADCASTSS(paramAddr("lo"), zlo)
+	VBROADCASTSS(paramAddr("hi"), zhi)
+	zeven, zodd := reg.Z28, reg.Z29
+	if s == 2 {
+		even := GLOBL("dwEvenIdx512", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			DATA(4*i, U32(2*i))
+		}
+		odd := GLOBL("dwOddIdx512", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			DATA(4*i, U32(2*i+1))
+		}
+		VMOVUPS(even, zeven)
+		VMOVUPS(odd, zodd)
+	}
+	nrows := Load(Param("rows"), reg.RBX)
+	outRow := Load(Param("out"), reg.RDX)
+	ldo := Load(Param("ldo"), reg.R9)
+	SHLQ(Imm(2), ldo)
+	rp := []reg.GPPhysical{reg.R10, reg.R11, reg.R12}
+	Load(Param("r0"), rp[0])
+	Load(Param("r1"), rp[1])
+	Load(Param("r2"), rp[2])
+	step := Load(Param("step"), reg.R13)
+	Label(name + "_row")
+	TESTQ(nrows, nrows)
+	JE(LabelRef(name + "_done"))
+	n := Load(Param("nchunks"), reg.RCX)
+	xo := Load(Param("xoff"), reg.RSI)
+	mk := Load(Param("masks"), reg.RDI)
+	omk := Load(Param("omasks"), reg.R14)
+	out := reg.R8
+	MOVQ(outRow, out)
+	Label(name + "_chunk")
+	acc := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2}
+	VMOVAPS(zb, acc[0])
+	VXORPS(acc[1], acc[1], acc[1])
+	VXORPS(acc[2], acc[2], acc[2])
+	KMOVW(Mem{Base: mk}, reg.K1)
+	KMOVW(Mem{Base: mk, Disp: 2}, reg.K2)
+	KMOVW(Mem{Base: mk, Disp: 4}, reg.K3)
+	if s == 2 {
+		KMOVW(Mem{Base: mk, Disp: 6}, reg.K4)
+	}
+	for ky := 0; ky < 3; ky++ {
+		a := acc[ky]
+		m := func(d int) Mem { return Mem{Base: rp[ky], Index: xo, Scale: 1, Disp: d} }
+		if s == 1 {
+			t := []reg.VecPhysical{reg.Z3, reg.Z4, reg.Z5}
+			VMOVUPS_Z(m(0), reg.K1, t[0])
+			VMOVUPS_Z(m(4), reg.K2, t[1])
+			VMOVUPS_Z(m(8), reg.K3, t[2])
+			for kx := 0; kx < 3; kx++ {
+				VFMADD231PS(t[kx], wz[3*ky+kx], a)
+			}
+		} else {
+			VMOVUPS_Z(m(0), reg.K1, reg.Z3)
+			VMOVUPS_Z(m(64), reg.K2, reg.Z4)
+			VMOVUPS_Z(m(8), reg.K3, reg.Z6)
+			VMOVUPS_Z(m(72), reg.K4, reg.Z7)
+			VMOVAPS(reg.Z3, reg.Z5)
+			VPERMT2PS(reg.Z4, zeven, reg.Z3) // kx = 0
+			VPERMT2PS(reg.Z4, zodd, reg.Z5)  // kx = 1
+			VPERMT2PS(reg.Z7, zeven, reg.Z6) // kx = 2
+			VFMADD231PS(reg.Z3, wz[3*ky], a)
+			VFMADD231PS(reg.Z5, wz[3*ky+1], a)
+			VFMADD231PS(reg.Z6, wz[3*ky+2], a)
+		}
+	}
+	VADDPS(acc[1], acc[0], acc[0])
+	VADDPS(acc[2], acc[0], acc[0])
+	VMAXPS(acc[0], zlo, acc[0])
+	VMINPS(acc[0], zhi, acc[0])
+	KMOVW(Mem{Base: omk}, reg.K5)
+	VMOVUPS(acc[0], reg.K5, Mem{Base: out})
+	ADDQ(Imm(64), out)
+	ADDQ(Imm(uint64(64*s)), xo)
+	ADDQ(Imm(8), mk)
+	ADDQ(Imm(2), omk)
+	DECQ(n)
+	JNZ(LabelRef(name + "_chunk"))
+	ADDQ(ldo, outRow)
+	for _, r := range rp {
+		ADDQ(step, r)
+	}
+	DECQ(nrows)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
