@@ -521,48 +521,31 @@ func (c *Conv) depthwiseDirect(in, out []float32, lo, hi int) {
 		}
 		omasks[ch] = uint16(uint32(1)<<min(16, OW-ch*16) - 1)
 	}
-	zs := getScratch(W)
-	zero := zs.buf
-	clear(zero)
+	// The zero row has room on both sides: masked-off lanes of a load may
+	// start before it or run past it, and must not touch another page.
+	zs := getScratch(W + 64 + p.OutC)
+	clear(zs.buf[:W+64])
+	zero := zs.buf[32 : 32+W]
 	lo32, hi32, clampOnly := clampBounds(c.act)
-	mult := p.OutC / p.InC
-	// Output rows [oyA,oyB) read three input rows inside the image.
-	oyA := ceilDiv(p.PadT, s)
-	oyB := 0
-	if H-3+p.PadT >= 0 {
-		oyB = (H-3+p.PadT)/s + 1
+	bias := c.bias
+	if bias == nil {
+		bias = zs.buf[W+64 : W+64+p.OutC]
+		clear(bias)
 	}
-	oyA, oyB = min(oyA, OH), min(oyB, OH)
-	for oc := lo; oc < hi; oc++ {
-		ch := in[(oc/mult)*H*W : (oc/mult+1)*H*W]
-		o := out[oc*OH*OW : (oc+1)*OH*OW]
-		w := c.weight[oc*9 : oc*9+9]
-		var b float32
-		if c.bias != nil {
-			b = c.bias[oc]
+	mult := p.OutC / p.InC
+	hw, ohw := H*W, OH*OW
+	if mult == 1 {
+		c.ks.dwDirect(s, hi-lo, in[lo*hw:], hw, out[lo*ohw:], H, W, OH, OW, p.PadT, nch, -p.PadL,
+			c.weight[9*lo:], bias[lo:], lo32, hi32, masks, omasks, zero)
+	} else {
+		for oc := lo; oc < hi; oc++ {
+			c.ks.dwDirect(s, 1, in[(oc/mult)*hw:], hw, out[oc*ohw:], H, W, OH, OW, p.PadT, nch, -p.PadL,
+				c.weight[9*oc:], bias[oc:], lo32, hi32, masks, omasks, zero)
 		}
-		row := func(oy int) {
-			var r [3][]float32
-			for ky := range r {
-				r[ky] = zero
-				if iy := oy*s - p.PadT + ky; iy >= 0 && iy < H {
-					r[ky] = ch[iy*W:]
-				}
-			}
-			c.ks.dwDirect(s, 1, nch, o[oy*OW:], OW, r[0], r[1], r[2], 0, -p.PadL, w, b, lo32, hi32, masks, omasks)
-		}
-		for oy := 0; oy < oyA; oy++ {
-			row(oy)
-		}
-		if oyA < oyB {
-			iy := oyA*s - p.PadT
-			c.ks.dwDirect(s, oyB-oyA, nch, o[oyA*OW:], OW, ch[iy*W:], ch[(iy+1)*W:], ch[(iy+2)*W:], s*W, -p.PadL, w, b, lo32, hi32, masks, omasks)
-		}
-		for oy := max(oyA, oyB); oy < OH; oy++ {
-			row(oy)
-		}
-		if !clampOnly {
-			c.act.Apply(o)
+	}
+	if !clampOnly {
+		for oc := lo; oc < hi; oc++ {
+			c.act.Apply(out[oc*ohw : (oc+1)*ohw])
 		}
 	}
 	putScratch(zs)

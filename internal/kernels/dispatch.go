@@ -31,13 +31,13 @@ type kernelSet struct {
 	// lo, hi) for x < n, a multiple of 8. nil when there is no such kernel.
 	dw3x3 func(s, rows, n int, out []float32, ldo int, in []float32, ldi int, w []float32, bias, lo, hi float32)
 	// dwDirect, if not nil, is a 3×3 depthwise kernel with stride s (1 or
-	// 2) that reads the unpadded input rows with masked loads: it computes
-	// rows output rows (stride ldo) of nchunks 16-wide chunks, output row y
-	// from the input rows r0, r1, r2 advanced by y*step floats, chunk c
-	// loading at float offset xoff + 16*s*c of each row under the load
-	// masks masks[4c:4c+4] and storing under omasks[c] (see asmgen's
-	// dw3x3512).
-	dwDirect func(s, rows, nchunks int, out []float32, ldo int, r0, r1, r2 []float32, step, xoff int, w []float32, bias, lo, hi float32, masks, omasks []uint16)
+	// 2) that reads the unpadded input with masked loads: it computes nc
+	// channels (input channel i at in[i*inStride:], output contiguous)
+	// of oh×ow outputs in nchunks 16-wide chunks per row, chunk c loading
+	// at float offset xoff + 16*s*c of each input row under the load masks
+	// masks[4c:4c+4] and storing under omasks[c]; rows outside the image
+	// read zero (len(zero) >= w). See asmgen's dw3x3512.
+	dwDirect func(s, nc int, in []float32, inStride int, out []float32, h, w, oh, ow, padT, nchunks, xoff int, wt, bias []float32, lo, hi float32, masks, omasks []uint16, zero []float32)
 	// copyRows sets dst[r*dstStride+c] = src[r*srcStride+stride*c] for r < n
 	// and c < nr; stride is 1 or 2.
 	copyRows func(n int, dst []float32, dstStride int, src []float32, srcStride, stride int)

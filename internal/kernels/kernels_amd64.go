@@ -82,16 +82,16 @@ func im2colAVX512(s, nch, khw int, dst, src []float32, hw int, off []int, masks 
 	}
 }
 
-func dwDirectAVX512(s, rows, nchunks int, out []float32, ldo int, r0, r1, r2 []float32, step, xoff int, w []float32, bias, lo, hi float32, masks, omasks []uint16) {
-	if rows <= 0 || nchunks <= 0 {
+func dwDirectAVX512(s, nc int, in []float32, inStride int, out []float32, h, w, oh, ow, padT, nchunks, xoff int, wt, bias []float32, lo, hi float32, masks, omasks []uint16, zero []float32) {
+	if nc <= 0 || oh <= 0 || nchunks <= 0 {
 		return
 	}
 	// The caller guarantees that the masked lanes lie inside the rows.
-	_, _, _, _, _, _, _ = out[(rows-1)*ldo], r0[0], r1[0], r2[0], w[8], masks[4*nchunks-1], omasks[nchunks-1]
+	_, _, _, _, _, _, _ = out[nc*oh*ow-1], in[(nc-1)*inStride+h*w-1], wt[9*nc-1], bias[nc-1], masks[4*nchunks-1], omasks[nchunks-1], zero[w-1]
 	if s == 1 {
-		dw3x3S1AVX512(rows, nchunks, &out[0], ldo, &r0[0], &r1[0], &r2[0], 4*step, 4*xoff, &w[0], bias, lo, hi, &masks[0], &omasks[0])
+		dw3x3S1AVX512(nc, &in[0], inStride, &out[0], h, w, oh, ow, padT, nchunks, xoff, &wt[0], &bias[0], lo, hi, &masks[0], &omasks[0], &zero[0])
 	} else {
-		dw3x3S2AVX512(rows, nchunks, &out[0], ldo, &r0[0], &r1[0], &r2[0], 4*step, 4*xoff, &w[0], bias, lo, hi, &masks[0], &omasks[0])
+		dw3x3S2AVX512(nc, &in[0], inStride, &out[0], h, w, oh, ow, padT, nchunks, xoff, &wt[0], &bias[0], lo, hi, &masks[0], &omasks[0], &zero[0])
 	}
 }
 

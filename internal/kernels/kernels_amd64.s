@@ -8383,10 +8383,19 @@ DATA evenIdx512<>+56(SB)/4, $0x0000001c
 DATA evenIdx512<>+60(SB)/4, $0x0000001e
 GLOBL evenIdx512<>(SB), RODATA|NOPTR, $64
 
-// func dw3x3S1AVX512(rows int, nchunks int, out *float32, ldo int, r0 *float32, r1 *float32, r2 *float32, step int, xoff int, w *float32, bias float32, lo float32, hi float32, masks *uint16, omasks *uint16)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·dw3x3S1AVX512(SB), NOSPLIT, $0-112
-	MOVQ         w+72(FP), AX
+// func dw3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, wt *float32, bias *float32, lo float32, hi float32, masks *uint16, omasks *uint16, zero *float32)
+// Requires: AVX, AVX512DQ, AVX512F, CMOV
+TEXT ·dw3x3S1AVX512(SB), NOSPLIT, $0-136
+	VBROADCASTSS lo+104(FP), Z26
+	VBROADCASTSS hi+108(FP), Z27
+	MOVQ         nc+0(FP), BX
+	MOVQ         in+8(FP), DX
+	MOVQ         out+24(FP), R8
+
+dw3x3S1AVX512_ch:
+	TESTQ        BX, BX
+	JE           dw3x3S1AVX512_done
+	MOVQ         wt+88(FP), AX
 	VBROADCASTSS (AX), Z16
 	VBROADCASTSS 4(AX), Z17
 	VBROADCASTSS 8(AX), Z18
@@ -8396,26 +8405,43 @@ TEXT ·dw3x3S1AVX512(SB), NOSPLIT, $0-112
 	VBROADCASTSS 24(AX), Z22
 	VBROADCASTSS 28(AX), Z23
 	VBROADCASTSS 32(AX), Z24
-	VBROADCASTSS bias+80(FP), Z25
-	VBROADCASTSS lo+84(FP), Z26
-	VBROADCASTSS hi+88(FP), Z27
-	MOVQ         rows+0(FP), BX
-	MOVQ         out+16(FP), DX
-	MOVQ         ldo+24(FP), R9
-	SHLQ         $0x02, R9
-	MOVQ         r0+32(FP), R10
-	MOVQ         r1+40(FP), R11
-	MOVQ         r2+48(FP), R12
-	MOVQ         step+56(FP), R13
+	ADDQ         $0x24, wt+88(FP)
+	MOVQ         bias+96(FP), AX
+	VBROADCASTSS (AX), Z25
+	ADDQ         $0x04, bias+96(FP)
+	MOVQ         padT+64(FP), R10
+	NEGQ         R10
+	MOVQ         oh+48(FP), R11
 
 dw3x3S1AVX512_row:
-	TESTQ BX, BX
-	JE    dw3x3S1AVX512_done
-	MOVQ  nchunks+8(FP), CX
-	MOVQ  xoff+64(FP), SI
-	MOVQ  masks+96(FP), DI
-	MOVQ  omasks+104(FP), R14
-	MOVQ  DX, R8
+	TESTQ   R11, R11
+	JE      dw3x3S1AVX512_chdone
+	MOVQ    R10, AX
+	MOVQ    AX, R13
+	IMULQ   w+40(FP), R13
+	LEAQ    (DX)(R13*4), R13
+	CMPQ    AX, h+32(FP)
+	CMOVQCC zero+128(FP), R13
+	MOVQ    R10, AX
+	ADDQ    $0x01, AX
+	MOVQ    AX, R15
+	IMULQ   w+40(FP), R15
+	LEAQ    (DX)(R15*4), R15
+	CMPQ    AX, h+32(FP)
+	CMOVQCC zero+128(FP), R15
+	MOVQ    R10, AX
+	ADDQ    $0x02, AX
+	MOVQ    AX, R12
+	IMULQ   w+40(FP), R12
+	LEAQ    (DX)(R12*4), R12
+	CMPQ    AX, h+32(FP)
+	CMOVQCC zero+128(FP), R12
+	MOVQ    nchunks+72(FP), CX
+	MOVQ    xoff+80(FP), SI
+	SHLQ    $0x02, SI
+	MOVQ    masks+112(FP), DI
+	MOVQ    omasks+120(FP), R14
+	MOVQ    R8, R9
 
 dw3x3S1AVX512_chunk:
 	VMOVAPS     Z25, Z0
@@ -8424,15 +8450,15 @@ dw3x3S1AVX512_chunk:
 	KMOVW       (DI), K1
 	KMOVW       2(DI), K2
 	KMOVW       4(DI), K3
-	VMOVUPS.Z   (R10)(SI*1), K1, Z3
-	VMOVUPS.Z   4(R10)(SI*1), K2, Z4
-	VMOVUPS.Z   8(R10)(SI*1), K3, Z5
+	VMOVUPS.Z   (R13)(SI*1), K1, Z3
+	VMOVUPS.Z   4(R13)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R13)(SI*1), K3, Z5
 	VFMADD231PS Z3, Z16, Z0
 	VFMADD231PS Z4, Z17, Z0
 	VFMADD231PS Z5, Z18, Z0
-	VMOVUPS.Z   (R11)(SI*1), K1, Z3
-	VMOVUPS.Z   4(R11)(SI*1), K2, Z4
-	VMOVUPS.Z   8(R11)(SI*1), K3, Z5
+	VMOVUPS.Z   (R15)(SI*1), K1, Z3
+	VMOVUPS.Z   4(R15)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R15)(SI*1), K3, Z5
 	VFMADD231PS Z3, Z19, Z1
 	VFMADD231PS Z4, Z20, Z1
 	VFMADD231PS Z5, Z21, Z1
@@ -8447,28 +8473,44 @@ dw3x3S1AVX512_chunk:
 	VMAXPS      Z0, Z26, Z0
 	VMINPS      Z0, Z27, Z0
 	KMOVW       (R14), K5
-	VMOVUPS     Z0, K5, (R8)
-	ADDQ        $0x40, R8
+	VMOVUPS     Z0, K5, (R9)
+	ADDQ        $0x40, R9
 	ADDQ        $0x40, SI
 	ADDQ        $0x08, DI
 	ADDQ        $0x02, R14
 	DECQ        CX
 	JNZ         dw3x3S1AVX512_chunk
-	ADDQ        R9, DX
-	ADDQ        R13, R10
-	ADDQ        R13, R11
-	ADDQ        R13, R12
-	DECQ        BX
+	MOVQ        ow+56(FP), AX
+	LEAQ        (R8)(AX*4), R8
+	ADDQ        $0x01, R10
+	DECQ        R11
 	JMP         dw3x3S1AVX512_row
+
+dw3x3S1AVX512_chdone:
+	MOVQ inStride+16(FP), AX
+	LEAQ (DX)(AX*4), DX
+	DECQ BX
+	JMP  dw3x3S1AVX512_ch
 
 dw3x3S1AVX512_done:
 	VZEROUPPER
 	RET
 
-// func dw3x3S2AVX512(rows int, nchunks int, out *float32, ldo int, r0 *float32, r1 *float32, r2 *float32, step int, xoff int, w *float32, bias float32, lo float32, hi float32, masks *uint16, omasks *uint16)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·dw3x3S2AVX512(SB), NOSPLIT, $0-112
-	MOVQ         w+72(FP), AX
+// func dw3x3S2AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, wt *float32, bias *float32, lo float32, hi float32, masks *uint16, omasks *uint16, zero *float32)
+// Requires: AVX, AVX512DQ, AVX512F, CMOV
+TEXT ·dw3x3S2AVX512(SB), NOSPLIT, $0-136
+	VBROADCASTSS lo+104(FP), Z26
+	VBROADCASTSS hi+108(FP), Z27
+	VMOVUPS      dwEvenIdx512<>+0(SB), Z28
+	VMOVUPS      dwOddIdx512<>+0(SB), Z29
+	MOVQ         nc+0(FP), BX
+	MOVQ         in+8(FP), DX
+	MOVQ         out+24(FP), R8
+
+dw3x3S2AVX512_ch:
+	TESTQ        BX, BX
+	JE           dw3x3S2AVX512_done
+	MOVQ         wt+88(FP), AX
 	VBROADCASTSS (AX), Z16
 	VBROADCASTSS 4(AX), Z17
 	VBROADCASTSS 8(AX), Z18
@@ -8478,28 +8520,43 @@ TEXT ·dw3x3S2AVX512(SB), NOSPLIT, $0-112
 	VBROADCASTSS 24(AX), Z22
 	VBROADCASTSS 28(AX), Z23
 	VBROADCASTSS 32(AX), Z24
-	VBROADCASTSS bias+80(FP), Z25
-	VBROADCASTSS lo+84(FP), Z26
-	VBROADCASTSS hi+88(FP), Z27
-	VMOVUPS      dwEvenIdx512<>+0(SB), Z28
-	VMOVUPS      dwOddIdx512<>+0(SB), Z29
-	MOVQ         rows+0(FP), BX
-	MOVQ         out+16(FP), DX
-	MOVQ         ldo+24(FP), R9
-	SHLQ         $0x02, R9
-	MOVQ         r0+32(FP), R10
-	MOVQ         r1+40(FP), R11
-	MOVQ         r2+48(FP), R12
-	MOVQ         step+56(FP), R13
+	ADDQ         $0x24, wt+88(FP)
+	MOVQ         bias+96(FP), AX
+	VBROADCASTSS (AX), Z25
+	ADDQ         $0x04, bias+96(FP)
+	MOVQ         padT+64(FP), R10
+	NEGQ         R10
+	MOVQ         oh+48(FP), R11
 
 dw3x3S2AVX512_row:
-	TESTQ BX, BX
-	JE    dw3x3S2AVX512_done
-	MOVQ  nchunks+8(FP), CX
-	MOVQ  xoff+64(FP), SI
-	MOVQ  masks+96(FP), DI
-	MOVQ  omasks+104(FP), R14
-	MOVQ  DX, R8
+	TESTQ   R11, R11
+	JE      dw3x3S2AVX512_chdone
+	MOVQ    R10, AX
+	MOVQ    AX, R13
+	IMULQ   w+40(FP), R13
+	LEAQ    (DX)(R13*4), R13
+	CMPQ    AX, h+32(FP)
+	CMOVQCC zero+128(FP), R13
+	MOVQ    R10, AX
+	ADDQ    $0x01, AX
+	MOVQ    AX, R15
+	IMULQ   w+40(FP), R15
+	LEAQ    (DX)(R15*4), R15
+	CMPQ    AX, h+32(FP)
+	CMOVQCC zero+128(FP), R15
+	MOVQ    R10, AX
+	ADDQ    $0x02, AX
+	MOVQ    AX, R12
+	IMULQ   w+40(FP), R12
+	LEAQ    (DX)(R12*4), R12
+	CMPQ    AX, h+32(FP)
+	CMOVQCC zero+128(FP), R12
+	MOVQ    nchunks+72(FP), CX
+	MOVQ    xoff+80(FP), SI
+	SHLQ    $0x02, SI
+	MOVQ    masks+112(FP), DI
+	MOVQ    omasks+120(FP), R14
+	MOVQ    R8, R9
 
 dw3x3S2AVX512_chunk:
 	VMOVAPS     Z25, Z0
@@ -8509,10 +8566,10 @@ dw3x3S2AVX512_chunk:
 	KMOVW       2(DI), K2
 	KMOVW       4(DI), K3
 	KMOVW       6(DI), K4
-	VMOVUPS.Z   (R10)(SI*1), K1, Z3
-	VMOVUPS.Z   64(R10)(SI*1), K2, Z4
-	VMOVUPS.Z   8(R10)(SI*1), K3, Z6
-	VMOVUPS.Z   72(R10)(SI*1), K4, Z7
+	VMOVUPS.Z   (R13)(SI*1), K1, Z3
+	VMOVUPS.Z   64(R13)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R13)(SI*1), K3, Z6
+	VMOVUPS.Z   72(R13)(SI*1), K4, Z7
 	VMOVAPS     Z3, Z5
 	VPERMT2PS   Z4, Z28, Z3
 	VPERMT2PS   Z4, Z29, Z5
@@ -8520,10 +8577,10 @@ dw3x3S2AVX512_chunk:
 	VFMADD231PS Z3, Z16, Z0
 	VFMADD231PS Z5, Z17, Z0
 	VFMADD231PS Z6, Z18, Z0
-	VMOVUPS.Z   (R11)(SI*1), K1, Z3
-	VMOVUPS.Z   64(R11)(SI*1), K2, Z4
-	VMOVUPS.Z   8(R11)(SI*1), K3, Z6
-	VMOVUPS.Z   72(R11)(SI*1), K4, Z7
+	VMOVUPS.Z   (R15)(SI*1), K1, Z3
+	VMOVUPS.Z   64(R15)(SI*1), K2, Z4
+	VMOVUPS.Z   8(R15)(SI*1), K3, Z6
+	VMOVUPS.Z   72(R15)(SI*1), K4, Z7
 	VMOVAPS     Z3, Z5
 	VPERMT2PS   Z4, Z28, Z3
 	VPERMT2PS   Z4, Z29, Z5
@@ -8547,19 +8604,24 @@ dw3x3S2AVX512_chunk:
 	VMAXPS      Z0, Z26, Z0
 	VMINPS      Z0, Z27, Z0
 	KMOVW       (R14), K5
-	VMOVUPS     Z0, K5, (R8)
-	ADDQ        $0x40, R8
+	VMOVUPS     Z0, K5, (R9)
+	ADDQ        $0x40, R9
 	ADDQ        $0x80, SI
 	ADDQ        $0x08, DI
 	ADDQ        $0x02, R14
 	DECQ        CX
 	JNZ         dw3x3S2AVX512_chunk
-	ADDQ        R9, DX
-	ADDQ        R13, R10
-	ADDQ        R13, R11
-	ADDQ        R13, R12
-	DECQ        BX
+	MOVQ        ow+56(FP), AX
+	LEAQ        (R8)(AX*4), R8
+	ADDQ        $0x02, R10
+	DECQ        R11
 	JMP         dw3x3S2AVX512_row
+
+dw3x3S2AVX512_chdone:
+	MOVQ inStride+16(FP), AX
+	LEAQ (DX)(AX*4), DX
+	DECQ BX
+	JMP  dw3x3S2AVX512_ch
 
 dw3x3S2AVX512_done:
 	VZEROUPPER

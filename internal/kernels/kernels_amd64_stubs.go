@@ -160,10 +160,10 @@ func im2col512S1(nch int, khw int, dst *float32, src *float32, hw int, off *int,
 // im2col512S2 packs nch*khw rows of a 32-column im2col panel (input stride 2), see im2col512.
 func im2col512S2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
 
-// dw3x3S1AVX512 computes rows output rows of a 3x3 stride-1 depthwise convolution
-// straight from the unpadded input rows, see dw3x3512.
-func dw3x3S1AVX512(rows int, nchunks int, out *float32, ldo int, r0 *float32, r1 *float32, r2 *float32, step int, xoff int, w *float32, bias float32, lo float32, hi float32, masks *uint16, omasks *uint16)
+// dw3x3S1AVX512 computes nc channels of a 3x3 stride-1 depthwise convolution
+// straight from the unpadded input, see dw3x3512.
+func dw3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, wt *float32, bias *float32, lo float32, hi float32, masks *uint16, omasks *uint16, zero *float32)
 
-// dw3x3S2AVX512 computes rows output rows of a 3x3 stride-2 depthwise convolution
-// straight from the unpadded input rows, see dw3x3512.
-func dw3x3S2AVX512(rows int, nchunks int, out *float32, ldo int, r0 *float32, r1 *float32, r2 *float32, step int, xoff int, w *float32, bias float32, lo float32, hi float32, masks *uint16, omasks *uint16)
+// dw3x3S2AVX512 computes nc channels of a 3x3 stride-2 depthwise convolution
+// straight from the unpadded input, see dw3x3512.
+func dw3x3S2AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, wt *float32, bias *float32, lo float32, hi float32, masks *uint16, omasks *uint16, zero *float32)

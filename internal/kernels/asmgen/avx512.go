@@ -275,26 +275,23 @@ func im2col512(s int) {
 }
 
 // dw3x3512 generates the AVX-512 3×3 depthwise kernel for stride s (1 or
-// 2). It computes rows output rows of nchunks chunks of 16 outputs each,
-// reading the three input rows of output row y at r0, r1, r2 + y*step
-// bytes, with no padded copy of the input: chunk c reads each input row with
-// zeroing masked loads at byte offset xoff + c*64*s (xoff = -4*PadL), the
-// load masks masks[4c..4c+3] selecting the lanes inside the image. For s ==
-// 1 the three loads (kx = 0, 1, 2) are at +0, +4, +8 bytes; for s == 2 the
-// four loads at +0, +64 (de-interleaved into kx = 0 and 1) and +8, +72
-// (kx = 2). Output chunk c is stored under mask omasks[c].
+// 2). It computes nc consecutive channels (input channel base advancing by
+// inStride floats, output contiguous), each of oh output rows of nchunks
+// chunks of 16 outputs, reading the input rows in place: output row y reads
+// input rows iy = y*s - padT + ky, or the zero row when iy is outside
+// [0, h). Chunk c reads each of its rows with zeroing masked loads at float
+// offset xoff + 16*s*c under the load masks masks[4c..4c+3], which select
+// the lanes inside the image: for s == 1 three loads at +0, +1, +2 (kx =
+// 0, 1, 2), for s == 2 four loads at +0, +16 (de-interleaved into kx = 0
+// and 1) and +2, +18 (kx = 2). Output chunk c is stored under omasks[c];
+// rows are ow floats apart. Channel i uses weights w[9i:] and bias[i].
 func dw3x3512(s int) {
 	name := fmt.Sprintf("dw3x3S%dAVX512", s)
-	TEXT(name, NOSPLIT, "func(rows, nchunks int, out *float32, ldo int, r0, r1, r2 *float32, step, xoff int, w *float32, bias, lo, hi float32, masks, omasks *uint16)")
-	Doc(fmt.Sprintf("%s computes rows output rows of a 3x3 stride-%d depthwise convolution", name, s),
-		"straight from the unpadded input rows, see dw3x3512.")
-	pw := Load(Param("w"), reg.RAX)
+	TEXT(name, NOSPLIT, "func(nc int, in *float32, inStride int, out *float32, h, w, oh, ow, padT, nchunks, xoff int, wt, bias *float32, lo, hi float32, masks, omasks *uint16, zero *float32)")
+	Doc(fmt.Sprintf("%s computes nc channels of a 3x3 stride-%d depthwise convolution", name, s),
+		"straight from the unpadded input, see dw3x3512.")
 	wz := zmms[16:25] // Z16..Z24: the 9 weights
-	for i := range wz {
-		VBROADCASTSS(Mem{Base: pw, Disp: 4 * i}, wz[i])
-	}
 	zb, zlo, zhi := reg.Z25, reg.Z26, reg.Z27
-	VBROADCASTSS(paramAddr("bias"), zb)
 	VBROADCASTSS(paramAddr("lo"), zlo)
 	VBROADCASTSS(paramAddr("hi"), zhi)
 	zeven, zodd := reg.Z28, reg.Z29
@@ -310,24 +307,51 @@ func dw3x3512(s int) {
 		VMOVUPS(even, zeven)
 		VMOVUPS(odd, zodd)
 	}
-	nrows := Load(Param("rows"), reg.RBX)
-	outRow := Load(Param("out"), reg.RDX)
-	ldo := Load(Param("ldo"), reg.R9)
-	SHLQ(Imm(2), ldo)
-	rp := []reg.GPPhysical{reg.R10, reg.R11, reg.R12}
-	Load(Param("r0"), rp[0])
-	Load(Param("r1"), rp[1])
-	Load(Param("r2"), rp[2])
-	step := Load(Param("step"), reg.R13)
-	Label(name + "_row")
-	TESTQ(nrows, nrows)
+	// Parameters that are updated in place as the loops advance.
+	wtAddr, biasAddr := paramAddr("wt"), paramAddr("bias")
+	nc := Load(Param("nc"), reg.RBX)
+	base := Load(Param("in"), reg.RDX)
+	out := Load(Param("out"), reg.R8)
+	rows := []reg.GPPhysical{reg.R13, reg.R15, reg.R12}
+	iy0, ny := reg.R10, reg.R11
+	chunk, xo, mk, omk, po := reg.RCX, reg.RSI, reg.RDI, reg.R14, reg.R9
+
+	Label(name + "_ch")
+	TESTQ(nc, nc)
 	JE(LabelRef(name + "_done"))
-	n := Load(Param("nchunks"), reg.RCX)
-	xo := Load(Param("xoff"), reg.RSI)
-	mk := Load(Param("masks"), reg.RDI)
-	omk := Load(Param("omasks"), reg.R14)
-	out := reg.R8
-	MOVQ(outRow, out)
+	MOVQ(wtAddr, reg.RAX)
+	for i := range wz {
+		VBROADCASTSS(Mem{Base: reg.RAX, Disp: 4 * i}, wz[i])
+	}
+	ADDQ(Imm(36), wtAddr)
+	MOVQ(biasAddr, reg.RAX)
+	VBROADCASTSS(Mem{Base: reg.RAX}, zb)
+	ADDQ(Imm(4), biasAddr)
+	Load(Param("padT"), iy0)
+	NEGQ(iy0)
+	Load(Param("oh"), ny)
+
+	Label(name + "_row")
+	TESTQ(ny, ny)
+	JE(LabelRef(name + "_chdone"))
+	// Row pointers: base + iy*w*4, or the zero row.
+	for ky, r := range rows {
+		MOVQ(iy0, reg.RAX)
+		if ky > 0 {
+			ADDQ(Imm(uint64(ky)), reg.RAX)
+		}
+		MOVQ(reg.RAX, r)
+		IMULQ(paramAddr("w"), r)
+		LEAQ(Mem{Base: base, Index: r, Scale: 4}, r)
+		CMPQ(reg.RAX, paramAddr("h"))
+		CMOVQCC(paramAddr("zero"), r) // iy < 0 or iy >= h (unsigned)
+	}
+	Load(Param("nchunks"), chunk)
+	Load(Param("xoff"), xo)
+	SHLQ(Imm(2), xo)
+	Load(Param("masks"), mk)
+	Load(Param("omasks"), omk)
+	MOVQ(out, po)
 	Label(name + "_chunk")
 	acc := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2}
 	VMOVAPS(zb, acc[0])
@@ -341,7 +365,7 @@ func dw3x3512(s int) {
 	}
 	for ky := 0; ky < 3; ky++ {
 		a := acc[ky]
-		m := func(d int) Mem { return Mem{Base: rp[ky], Index: xo, Scale: 1, Disp: d} }
+		m := func(d int) Mem { return Mem{Base: rows[ky], Index: xo, Scale: 1, Disp: d} }
 		if s == 1 {
 			t := []reg.VecPhysical{reg.Z3, reg.Z4, reg.Z5}
 			VMOVUPS_Z(m(0), reg.K1, t[0])
@@ -369,19 +393,24 @@ func dw3x3512(s int) {
 	VMAXPS(acc[0], zlo, acc[0])
 	VMINPS(acc[0], zhi, acc[0])
 	KMOVW(Mem{Base: omk}, reg.K5)
-	VMOVUPS(acc[0], reg.K5, Mem{Base: out})
-	ADDQ(Imm(64), out)
+	VMOVUPS(acc[0], reg.K5, Mem{Base: po})
+	ADDQ(Imm(64), po)
 	ADDQ(Imm(uint64(64*s)), xo)
 	ADDQ(Imm(8), mk)
 	ADDQ(Imm(2), omk)
-	DECQ(n)
+	DECQ(chunk)
 	JNZ(LabelRef(name + "_chunk"))
-	ADDQ(ldo, outRow)
-	for _, r := range rp {
-		ADDQ(step, r)
-	}
-	DECQ(nrows)
+	// Next output row.
+	Load(Param("ow"), reg.RAX)
+	LEAQ(Mem{Base: out, Index: reg.RAX, Scale: 4}, out)
+	ADDQ(Imm(uint64(s)), iy0)
+	DECQ(ny)
 	JMP(LabelRef(name + "_row"))
+	Label(name + "_chdone")
+	Load(Param("inStride"), reg.RAX)
+	LEAQ(Mem{Base: base, Index: reg.RAX, Scale: 4}, base)
+	DECQ(nc)
+	JMP(LabelRef(name + "_ch"))
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
