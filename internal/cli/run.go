@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -121,6 +123,10 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// On Ctrl-C the request is canceled and the local workers and testbed
+	// are still taken down.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if rf.local <= 0 && rf.cf.file == "" {
 		return usageError{fmt.Errorf("give --cluster FILE (running workers) or --local N")}
 	}

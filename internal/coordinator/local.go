@@ -195,6 +195,7 @@ func (l *Local) start(ctx context.Context, i int, listen string) error {
 		cmd = exec.Command(l.cfg.Exe, args...)
 	}
 	cmd.Stderr = l.cfg.Stderr
+	dieWithParent(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
