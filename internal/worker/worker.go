@@ -422,15 +422,15 @@ func (cs *coordSession) startRun(ctx context.Context, r *RunRequest) error {
 			return fmt.Errorf("receiving input %d: %w", i, err)
 		}
 	}
+	// The previous request may still be returning after its result went
+	// out (the coordinator sends the next one as soon as it has it): wait.
 	cs.mu.Lock()
-	if cs.runDone != nil {
-		select {
-		case <-cs.runDone:
-		default:
-			cs.mu.Unlock()
-			return c.WriteControl(r.Req, Reply{Type: "error", Error: fmt.Sprintf("device %s: a request is already running", s.opt.Name)})
-		}
+	prev := cs.runDone
+	cs.mu.Unlock()
+	if prev != nil {
+		<-prev
 	}
+	cs.mu.Lock()
 	timeout := time.Duration(r.TimeoutMS) * time.Millisecond
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
