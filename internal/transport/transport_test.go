@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -405,5 +406,28 @@ func BenchmarkRawTCPLoopback(b *testing.B) {
 		if _, err := io.ReadFull(c.nc, rbuf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestWireIsLittleEndian pins the bytes on the wire, so machines of either
+// byte order interoperate (run under qemu-s390x for the big-endian path).
+func TestWireIsLittleEndian(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	ca := NewConn(a, Limits{})
+	go ca.WriteTensor(9, 4, tensor.FromFloat32(tensor.Shape{2}, []float32{1, -2}))
+	raw := make([]byte, HeaderSize+24+HeaderSize+8)
+	if _, err := io.ReadFull(b, raw); err != nil {
+		t.Fatal(err)
+	}
+	head := raw[:HeaderSize]
+	if string(head[:2]) != "IF" || head[3] != byte(TensorHead) || head[4] != 9 || head[12] != 4 || head[20] != 24 {
+		t.Fatalf("head frame header % x", head)
+	}
+	data := raw[HeaderSize+24+HeaderSize:]
+	want := []byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0} // 1.0, -2.0 little-endian
+	if !bytes.Equal(data, want) {
+		t.Fatalf("payload % x, want % x", data, want)
 	}
 }
