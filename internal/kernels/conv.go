@@ -418,11 +418,7 @@ func (c *Conv) runDepthwise(pool *Pool, in, out []float32) {
 		work(0, p.OutC)
 		return
 	}
-	pool.Parallel(t, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			work(p.OutC*i/t, p.OutC*(i+1)/t)
-		}
-	})
+	pool.Parallel(p.OutC, work)
 }
 
 // depthwise3x3 computes output channels [lo,hi) of a 3×3 depthwise

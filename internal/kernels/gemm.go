@@ -348,15 +348,13 @@ func (j *gemmJob) run(p *Pool) {
 		j.block(0, j.m, 0, j.n)
 		return
 	}
-	p.Parallel(t, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if splitM {
-				j.block(mp*i/t*mr, min(j.m, mp*(i+1)/t*mr), 0, j.n)
-			} else {
-				j.block(0, j.m, np*i/t*nr, min(j.n, np*(i+1)/t*nr))
-			}
-		}
-	})
+	// The pool hands out chunks of panels dynamically: one per thread in
+	// an M split (each chunk packs all of B), a few in an N split.
+	if splitM {
+		p.parallel(mp, t, func(lo, hi int) { j.block(lo*mr, min(j.m, hi*mr), 0, j.n) })
+	} else {
+		p.Parallel(np, func(lo, hi int) { j.block(0, j.m, lo*nr, min(j.n, hi*nr)) })
+	}
 }
 
 // Cost model for splitting a product over threads, in units of one mr×nr

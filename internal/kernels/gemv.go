@@ -90,8 +90,8 @@ func dotRows(x, mat []float32, ld, lo, hi int, y []float32) {
 	}
 }
 
-// parallelChunks splits [0,n) over t threads of p in chunks that are
-// multiples of align (except the last).
+// parallelChunks splits [0,n) over the threads of p (none if t <= 1) in
+// chunks that are multiples of align (except the last).
 func parallelChunks(p *Pool, t, n, align int, fn func(lo, hi int)) {
 	units := ceilDiv(n, align)
 	t = min(t, units)
@@ -99,12 +99,5 @@ func parallelChunks(p *Pool, t, n, align int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	p.Parallel(t, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			a, b := units*i/t*align, min(n, units*(i+1)/t*align)
-			if a < b {
-				fn(a, b)
-			}
-		}
-	})
+	p.Parallel(units, func(lo, hi int) { fn(lo*align, min(n, hi*align)) })
 }

@@ -8275,7 +8275,7 @@ done:
 	RET
 
 // func im2col512S1(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·im2col512S1(SB), NOSPLIT, $0-72
 	MOVQ  nch+0(FP), CX
 	MOVQ  dst+16(FP), DI
@@ -8284,8 +8284,11 @@ TEXT ·im2col512S1(SB), NOSPLIT, $0-72
 	SHLQ  $0x02, R9
 	MOVQ  sm0+56(FP), AX
 	KMOVW AX, K5
-	MOVQ  sm1+64(FP), AX
-	KMOVW AX, K6
+	MOVQ  sm1+64(FP), BX
+	KMOVW BX, K6
+	ANDQ  BX, AX
+	CMPQ  AX, $0x0000ffff
+	JE    im2col512S1_full_ch
 
 im2col512S1_ch:
 	TESTQ CX, CX
@@ -8295,29 +8298,58 @@ im2col512S1_ch:
 	MOVQ  khw+8(FP), R12
 
 im2col512S1_tap:
-	MOVQ      (R10), R13
-	LEAQ      (SI)(R13*4), R13
-	KMOVW     (R11), K1
-	KMOVW     2(R11), K2
-	VMOVUPS.Z (R13), K1, Z0
-	VMOVUPS.Z 64(R13), K2, Z1
-	VMOVUPS   Z0, K5, (DI)
-	VMOVUPS   Z1, K6, 64(DI)
-	ADDQ      $0x80, DI
-	ADDQ      $0x08, R10
-	ADDQ      $0x08, R11
-	DECQ      R12
-	JNZ       im2col512S1_tap
-	ADDQ      R9, SI
-	DECQ      CX
-	JMP       im2col512S1_ch
+	MOVQ       (R10), R13
+	LEAQ       (SI)(R13*4), R13
+	KMOVW      (R11), K1
+	KMOVW      2(R11), K2
+	PREFETCHT0 128(R13)
+	PREFETCHT0 192(R13)
+	VMOVUPS.Z  (R13), K1, Z0
+	VMOVUPS.Z  64(R13), K2, Z1
+	VMOVUPS    Z0, K5, (DI)
+	VMOVUPS    Z1, K6, 64(DI)
+	ADDQ       $0x80, DI
+	ADDQ       $0x08, R10
+	ADDQ       $0x08, R11
+	DECQ       R12
+	JNZ        im2col512S1_tap
+	ADDQ       R9, SI
+	DECQ       CX
+	JMP        im2col512S1_ch
+
+im2col512S1_full_ch:
+	TESTQ CX, CX
+	JE    im2col512S1_done
+	MOVQ  off+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2col512S1_full_tap:
+	MOVQ       (R10), R13
+	LEAQ       (SI)(R13*4), R13
+	KMOVW      (R11), K1
+	KMOVW      2(R11), K2
+	PREFETCHT0 128(R13)
+	PREFETCHT0 192(R13)
+	VMOVUPS.Z  (R13), K1, Z0
+	VMOVUPS.Z  64(R13), K2, Z1
+	VMOVUPS    Z0, (DI)
+	VMOVUPS    Z1, 64(DI)
+	ADDQ       $0x80, DI
+	ADDQ       $0x08, R10
+	ADDQ       $0x08, R11
+	DECQ       R12
+	JNZ        im2col512S1_full_tap
+	ADDQ       R9, SI
+	DECQ       CX
+	JMP        im2col512S1_full_ch
 
 im2col512S1_done:
 	VZEROUPPER
 	RET
 
 // func im2col512S2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·im2col512S2(SB), NOSPLIT, $0-72
 	MOVQ    nch+0(FP), CX
 	MOVQ    dst+16(FP), DI
@@ -8326,9 +8358,12 @@ TEXT ·im2col512S2(SB), NOSPLIT, $0-72
 	SHLQ    $0x02, R9
 	MOVQ    sm0+56(FP), AX
 	KMOVW   AX, K5
-	MOVQ    sm1+64(FP), AX
-	KMOVW   AX, K6
+	MOVQ    sm1+64(FP), BX
+	KMOVW   BX, K6
 	VMOVUPS evenIdx512<>+0(SB), Z31
+	ANDQ    BX, AX
+	CMPQ    AX, $0x0000ffff
+	JE      im2col512S2_full_ch
 
 im2col512S2_ch:
 	TESTQ CX, CX
@@ -8338,28 +8373,63 @@ im2col512S2_ch:
 	MOVQ  khw+8(FP), R12
 
 im2col512S2_tap:
-	MOVQ      (R10), R13
-	LEAQ      (SI)(R13*4), R13
-	KMOVW     (R11), K1
-	KMOVW     2(R11), K2
-	KMOVW     4(R11), K3
-	KMOVW     6(R11), K4
-	VMOVUPS.Z (R13), K1, Z0
-	VMOVUPS.Z 64(R13), K2, Z1
-	VMOVUPS.Z 128(R13), K3, Z2
-	VMOVUPS.Z 192(R13), K4, Z3
-	VPERMT2PS Z1, Z31, Z0
-	VPERMT2PS Z3, Z31, Z2
-	VMOVUPS   Z0, K5, (DI)
-	VMOVUPS   Z2, K6, 64(DI)
-	ADDQ      $0x80, DI
-	ADDQ      $0x08, R10
-	ADDQ      $0x08, R11
-	DECQ      R12
-	JNZ       im2col512S2_tap
-	ADDQ      R9, SI
-	DECQ      CX
-	JMP       im2col512S2_ch
+	MOVQ       (R10), R13
+	LEAQ       (SI)(R13*4), R13
+	KMOVW      (R11), K1
+	KMOVW      2(R11), K2
+	PREFETCHT0 256(R13)
+	PREFETCHT0 320(R13)
+	KMOVW      4(R11), K3
+	KMOVW      6(R11), K4
+	VMOVUPS.Z  (R13), K1, Z0
+	VMOVUPS.Z  64(R13), K2, Z1
+	VMOVUPS.Z  128(R13), K3, Z2
+	VMOVUPS.Z  192(R13), K4, Z3
+	VPERMT2PS  Z1, Z31, Z0
+	VPERMT2PS  Z3, Z31, Z2
+	VMOVUPS    Z0, K5, (DI)
+	VMOVUPS    Z2, K6, 64(DI)
+	ADDQ       $0x80, DI
+	ADDQ       $0x08, R10
+	ADDQ       $0x08, R11
+	DECQ       R12
+	JNZ        im2col512S2_tap
+	ADDQ       R9, SI
+	DECQ       CX
+	JMP        im2col512S2_ch
+
+im2col512S2_full_ch:
+	TESTQ CX, CX
+	JE    im2col512S2_done
+	MOVQ  off+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2col512S2_full_tap:
+	MOVQ       (R10), R13
+	LEAQ       (SI)(R13*4), R13
+	KMOVW      (R11), K1
+	KMOVW      2(R11), K2
+	PREFETCHT0 256(R13)
+	PREFETCHT0 320(R13)
+	KMOVW      4(R11), K3
+	KMOVW      6(R11), K4
+	VMOVUPS.Z  (R13), K1, Z0
+	VMOVUPS.Z  64(R13), K2, Z1
+	VMOVUPS.Z  128(R13), K3, Z2
+	VMOVUPS.Z  192(R13), K4, Z3
+	VPERMT2PS  Z1, Z31, Z0
+	VPERMT2PS  Z3, Z31, Z2
+	VMOVUPS    Z0, (DI)
+	VMOVUPS    Z2, 64(DI)
+	ADDQ       $0x80, DI
+	ADDQ       $0x08, R10
+	ADDQ       $0x08, R11
+	DECQ       R12
+	JNZ        im2col512S2_full_tap
+	ADDQ       R9, SI
+	DECQ       CX
+	JMP        im2col512S2_full_ch
 
 im2col512S2_done:
 	VZEROUPPER

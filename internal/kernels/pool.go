@@ -6,6 +6,7 @@ package kernels
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Pool runs data-parallel loops on a fixed number of threads.
@@ -29,9 +30,20 @@ func (p *Pool) Threads() int {
 	return p.threads
 }
 
-// Parallel splits [0,n) into at most Threads() contiguous chunks and runs fn
-// on each, returning when all are done. A nil pool runs fn(0, n) inline.
+// Parallel splits [0,n) into contiguous chunks and runs fn on each on up
+// to Threads() threads, returning when all are done. A nil pool runs
+// fn(0, n) inline.
+//
+// The chunks (a few per thread when n allows) are claimed dynamically: on a
+// shared machine a thread that starts late, or runs slower, takes fewer
+// chunks instead of holding up the others, and the calling thread alone
+// completes the loop if no other thread gets to run.
 func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
+	p.parallel(n, chunksPerThread*p.Threads(), fn)
+}
+
+// parallel is Parallel with at most the given number of chunks.
+func (p *Pool) parallel(n, chunks int, fn func(lo, hi int)) {
 	t := p.Threads()
 	if t > n {
 		t = n
@@ -42,11 +54,22 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 		}
 		return
 	}
+	chunks = max(t, min(n, chunks))
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	wg.Add(t - 1)
+	wg.Add(chunks)
+	work := func() {
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
+			}
+			fn(c*n/chunks, (c+1)*n/chunks)
+			wg.Done()
+		}
+	}
 	for i := 1; i < t; i++ {
-		lo, hi := i*n/t, (i+1)*n/t
-		go func() { defer wg.Done(); fn(lo, hi) }()
+		go work()
 	}
 	// The new goroutines sit in this P's runnext slot, which idle Ps steal
 	// only after tens of microseconds: loops shorter than that would run
@@ -54,9 +77,12 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 	// P woken for the new goroutines picks it up at once, while this P runs
 	// the first new goroutine.
 	runtime.Gosched()
-	fn(0, n/t)
+	work()
 	wg.Wait()
 }
+
+// chunksPerThread is how many chunks per thread Parallel makes.
+const chunksPerThread = 4
 
 // Close releases the pool's threads.
 func (p *Pool) Close() {}

@@ -223,8 +223,8 @@ func im2col512(s int) {
 	SHLQ(Imm(2), hw)
 	Load(Param("sm0"), reg.RAX)
 	KMOVW(reg.EAX, reg.K5)
-	Load(Param("sm1"), reg.RAX)
-	KMOVW(reg.EAX, reg.K6)
+	Load(Param("sm1"), reg.RBX)
+	KMOVW(reg.EBX, reg.K6)
 	if s == 2 {
 		idx := GLOBL("evenIdx512", RODATA|NOPTR)
 		for i := 0; i < 16; i++ {
@@ -232,43 +232,62 @@ func im2col512(s int) {
 		}
 		VMOVUPS(idx, reg.Z31)
 	}
-	Label(name + "_ch")
-	TESTQ(nch, nch)
-	JE(LabelRef(name + "_done"))
-	offs := Load(Param("off"), reg.R10)
-	masks := Load(Param("masks"), reg.R11)
-	t := Load(Param("khw"), reg.R12)
-	Label(name + "_tap")
-	p := reg.R13
-	MOVQ(Mem{Base: offs}, p)
-	LEAQ(Mem{Base: src, Index: p, Scale: 4}, p)
-	KMOVW(Mem{Base: masks}, reg.K1)
-	KMOVW(Mem{Base: masks, Disp: 2}, reg.K2)
-	if s == 1 {
-		VMOVUPS_Z(Mem{Base: p}, reg.K1, reg.Z0)
-		VMOVUPS_Z(Mem{Base: p, Disp: 64}, reg.K2, reg.Z1)
-		VMOVUPS(reg.Z0, reg.K5, Mem{Base: dst})
-		VMOVUPS(reg.Z1, reg.K6, Mem{Base: dst, Disp: 64})
-	} else {
-		KMOVW(Mem{Base: masks, Disp: 4}, reg.K3)
-		KMOVW(Mem{Base: masks, Disp: 6}, reg.K4)
-		VMOVUPS_Z(Mem{Base: p}, reg.K1, reg.Z0)
-		VMOVUPS_Z(Mem{Base: p, Disp: 64}, reg.K2, reg.Z1)
-		VMOVUPS_Z(Mem{Base: p, Disp: 128}, reg.K3, reg.Z2)
-		VMOVUPS_Z(Mem{Base: p, Disp: 192}, reg.K4, reg.Z3)
-		VPERMT2PS(reg.Z1, reg.Z31, reg.Z0)
-		VPERMT2PS(reg.Z3, reg.Z31, reg.Z2)
-		VMOVUPS(reg.Z0, reg.K5, Mem{Base: dst})
-		VMOVUPS(reg.Z2, reg.K6, Mem{Base: dst, Disp: 64})
+	// Two copies of the loop: masked stores (several column segments) or
+	// plain ones (the segment is the whole panel).
+	ANDQ(reg.RBX, reg.RAX)
+	CMPQ(reg.RAX, U32(0xFFFF))
+	JE(LabelRef(name + "_full_ch"))
+	for _, full := range []bool{false, true} {
+		pfx := name + "_"
+		if full {
+			pfx += "full_"
+		}
+		Label(pfx + "ch")
+		TESTQ(nch, nch)
+		JE(LabelRef(name + "_done"))
+		offs := Load(Param("off"), reg.R10)
+		masks := Load(Param("masks"), reg.R11)
+		t := Load(Param("khw"), reg.R12)
+		Label(pfx + "tap")
+		p := reg.R13
+		MOVQ(Mem{Base: offs}, p)
+		LEAQ(Mem{Base: src, Index: p, Scale: 4}, p)
+		KMOVW(Mem{Base: masks}, reg.K1)
+		KMOVW(Mem{Base: masks, Disp: 2}, reg.K2)
+		out := []reg.VecPhysical{reg.Z0, reg.Z1}
+		// The next panel reads the following 32*s floats of the same rows.
+		PREFETCHT0(Mem{Base: p, Disp: 128 * s})
+		PREFETCHT0(Mem{Base: p, Disp: 128*s + 64})
+		if s == 1 {
+			VMOVUPS_Z(Mem{Base: p}, reg.K1, reg.Z0)
+			VMOVUPS_Z(Mem{Base: p, Disp: 64}, reg.K2, reg.Z1)
+		} else {
+			KMOVW(Mem{Base: masks, Disp: 4}, reg.K3)
+			KMOVW(Mem{Base: masks, Disp: 6}, reg.K4)
+			VMOVUPS_Z(Mem{Base: p}, reg.K1, reg.Z0)
+			VMOVUPS_Z(Mem{Base: p, Disp: 64}, reg.K2, reg.Z1)
+			VMOVUPS_Z(Mem{Base: p, Disp: 128}, reg.K3, reg.Z2)
+			VMOVUPS_Z(Mem{Base: p, Disp: 192}, reg.K4, reg.Z3)
+			VPERMT2PS(reg.Z1, reg.Z31, reg.Z0)
+			VPERMT2PS(reg.Z3, reg.Z31, reg.Z2)
+			out[1] = reg.Z2
+		}
+		if full {
+			VMOVUPS(out[0], Mem{Base: dst})
+			VMOVUPS(out[1], Mem{Base: dst, Disp: 64})
+		} else {
+			VMOVUPS(out[0], reg.K5, Mem{Base: dst})
+			VMOVUPS(out[1], reg.K6, Mem{Base: dst, Disp: 64})
+		}
+		ADDQ(Imm(128), dst)
+		ADDQ(Imm(8), offs)
+		ADDQ(Imm(8), masks)
+		DECQ(t)
+		JNZ(LabelRef(pfx + "tap"))
+		ADDQ(hw, src)
+		DECQ(nch)
+		JMP(LabelRef(pfx + "ch"))
 	}
-	ADDQ(Imm(128), dst)
-	ADDQ(Imm(8), offs)
-	ADDQ(Imm(8), masks)
-	DECQ(t)
-	JNZ(LabelRef(name + "_tap"))
-	ADDQ(hw, src)
-	DECQ(nch)
-	JMP(LabelRef(name + "_ch"))
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
