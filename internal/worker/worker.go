@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iop-edge/iop/internal/profile"
 	"log/slog"
 	"net"
 	"os"
@@ -171,7 +172,15 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	case "coordinator":
 		s.serveCoordinator(ctx, c)
 	default:
-		slog.Warn("unknown role", "worker", s.opt.Name, "role", hello.Role)
+		// `iop profile` measures operator speed and links through the
+		// worker, inside its namespace and cgroup.
+		ok, err := profile.ServeRole(ctx, hello.Role, c, profile.AgentOptions{Name: s.opt.Name, TLS: s.opt.TLS,
+			Dialer: profile.Dialer{TLS: s.opt.TLS}, Limits: s.opt.Limits})
+		if !ok {
+			slog.Warn("unknown role", "worker", s.opt.Name, "role", hello.Role)
+		} else if err != nil {
+			slog.Warn("profile session", "worker", s.opt.Name, "err", err)
+		}
 		c.Close()
 	}
 }
