@@ -183,7 +183,7 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 	}
 	for d, p := range ps.Devices {
 		pred.Devices[d].WeightBytes = p.WeightBytes()
-		pred.Devices[d].PeakMemoryBytes = p.WeightBytes() + PeakActivationBytes(p) + prm.RuntimeOverheadBytes
+		pred.Devices[d].PeakMemoryBytes = p.WeightBytes() + PackedWeightBytes(p) + PeakActivationBytes(p) + prm.RuntimeOverheadBytes
 	}
 	pred.ComputeMS, pred.CommMS = criticalSplit(tl, pred.LatencyMS)
 	return pred, tl, nil
@@ -209,6 +209,31 @@ func criticalSplit(tl *Timeline, latency float64) (compute, comm float64) {
 		}
 	}
 	return compute, comm
+}
+
+// PackedWeightBytes is the memory of the GEMM-panel copies the kernels make
+// of convolution weights when they are prepared (kernels.NewConv packs the
+// weights once and keeps the original too; depthwise convolutions are not
+// packed).
+func PackedWeightBytes(p *partition.Program) int64 {
+	var b int64
+	seen := map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Kind != partition.Compute || s.Node.Op != "Conv" || len(s.Node.Inputs) < 2 {
+			continue
+		}
+		w, ok := p.Consts[s.Node.Inputs[1]]
+		if !ok || len(w.Shape) != 4 || seen[s.Node.Inputs[1]] {
+			continue
+		}
+		group := int(s.Node.Int("group", 1))
+		if group > 1 && w.Shape[1] == 1 {
+			continue // depthwise: direct kernel, no packing
+		}
+		seen[s.Node.Inputs[1]] = true
+		b += w.Bytes()
+	}
+	return b
 }
 
 // PeakActivationBytes is the most memory a program's live local tensors
