@@ -295,3 +295,16 @@ func (b *Bandwidth) UnmarshalJSON(data []byte) error {
 	*b = Bandwidth(v)
 	return nil
 }
+
+// String formats a byte count for people: "1.50 GiB", "12.3 MiB", "512 B".
+func (b Bytes) String() string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", int64(b))
+}

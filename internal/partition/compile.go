@@ -663,19 +663,7 @@ func (c *compiler) checkLocal(d int, ln *graph.Node) error {
 		return fmt.Errorf("unsupported operator %s", ln.Op)
 	}
 	pr := c.progs[d]
-	in := make([]ops.Input, len(ln.Inputs))
-	for i, name := range ln.Inputs {
-		if name == "" {
-			continue
-		}
-		in[i].Present = true
-		if t, ok := pr.Consts[name]; ok {
-			in[i].ValueInfo = graph.ValueInfo{Name: name, DType: t.DType, Shape: t.Shape}
-			in[i].Const = t
-		} else {
-			in[i].ValueInfo = pr.Values[name]
-		}
-	}
+	in, _ := pr.NodeIO(ln)
 	outs, err := def.Infer(ln, c.g.Opset, in)
 	if err != nil {
 		return fmt.Errorf("device %d: local operator: %w", d, err)

@@ -3,6 +3,8 @@ package partition
 import (
 	"fmt"
 
+	"github.com/iop-edge/iop/internal/ops"
+
 	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/tensor"
 )
@@ -106,4 +108,27 @@ func (p *Program) String() string {
 	}
 	return fmt.Sprintf("device %d (%s): %d compute, %d send, %d recv, %d copy; weights %d B",
 		p.Device, p.Name, counts[Compute], counts[Send], counts[Recv], counts[Copy], p.WeightBytes())
+}
+
+// NodeIO describes a local node's inputs (with constant values where the
+// input is a weight shard) and outputs from the program's tensors.
+func (p *Program) NodeIO(n *graph.Node) ([]ops.Input, []graph.ValueInfo) {
+	in := make([]ops.Input, len(n.Inputs))
+	for k, name := range n.Inputs {
+		if name == "" {
+			continue
+		}
+		in[k].Present = true
+		if t, ok := p.Consts[name]; ok {
+			in[k].ValueInfo = graph.ValueInfo{Name: name, DType: t.DType, Shape: t.Shape}
+			in[k].Const = t
+		} else {
+			in[k].ValueInfo = p.Values[name]
+		}
+	}
+	outs := make([]graph.ValueInfo, len(n.Outputs))
+	for k, name := range n.Outputs {
+		outs[k] = p.Values[name]
+	}
+	return in, outs
 }

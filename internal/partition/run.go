@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/kernels"
 	"github.com/iop-edge/iop/internal/ops"
 	"github.com/iop-edge/iop/internal/tensor"
@@ -55,23 +54,7 @@ func NewRunner(p *Program) (*Runner, error) {
 			r.views[i] = true
 			continue
 		}
-		in := make([]ops.Input, len(s.Node.Inputs))
-		for k, name := range s.Node.Inputs {
-			if name == "" {
-				continue
-			}
-			in[k].Present = true
-			if t, ok := p.Consts[name]; ok {
-				in[k].ValueInfo = graph.ValueInfo{Name: name, DType: t.DType, Shape: t.Shape}
-				in[k].Const = t
-			} else {
-				in[k].ValueInfo = p.Values[name]
-			}
-		}
-		outs := make([]graph.ValueInfo, len(s.Node.Outputs))
-		for k, name := range s.Node.Outputs {
-			outs[k] = p.Values[name]
-		}
+		in, outs := p.NodeIO(s.Node)
 		k, err := def.Prepare(s.Node, p.Opset, in, outs)
 		if err != nil {
 			return nil, fmt.Errorf("device %d: %w", p.Device, err)

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/profile"
 	"log/slog"
 	"net"
@@ -558,14 +559,4 @@ func measureMemory() Memory {
 	return m
 }
 
-func human(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
-}
+func human(b int64) string { return cluster.Bytes(b).String() }
