@@ -75,7 +75,12 @@ func sgemm512(rows int) {
 				VXORPS(acc(r, h), acc(r, h), acc(r, h))
 			}
 		}
-		body := func(u int) {
+		body := func(u int, prefetch bool) {
+			if prefetch {
+				// The next tile's A panel (astride bytes on), which may
+				// still be in memory (weights streamed once per run).
+				PREFETCHT0(Mem{Base: pa, Index: astride, Scale: 1, Disp: u * 64})
+			}
 			for h := 0; h < nvec; h++ {
 				VMOVUPS(Mem{Base: pb, Disp: u*nr512*4 + 64*h}, bv[h])
 			}
@@ -92,7 +97,7 @@ func sgemm512(rows int) {
 		JL(LabelRef(pfx + "tail"))
 		Label(pfx + "loop4")
 		for u := 0; u < unroll; u++ {
-			body(u)
+			body(u, true)
 		}
 		ADDQ(Imm(unroll*mr512*4), pa)
 		ADDQ(U32(unroll*nr512*4), pb)
@@ -103,7 +108,7 @@ func sgemm512(rows int) {
 		TESTQ(k, k)
 		JE(LabelRef(pfx + "done"))
 		Label(pfx + "loop1")
-		body(0)
+		body(0, false)
 		ADDQ(Imm(mr512*4), pa)
 		ADDQ(Imm(nr512*4), pb)
 		DECQ(k)
