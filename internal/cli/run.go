@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -22,6 +23,7 @@ import (
 	"github.com/iop-edge/iop/internal/partition"
 	"github.com/iop-edge/iop/internal/plan"
 	"github.com/iop-edge/iop/internal/planner"
+	"github.com/iop-edge/iop/internal/profile"
 	"github.com/iop-edge/iop/internal/tensor"
 	"github.com/iop-edge/iop/internal/transport"
 	"github.com/iop-edge/iop/internal/worker"
@@ -29,24 +31,27 @@ import (
 )
 
 type runFlags struct {
-	cf        clusterFlags
-	local     int
-	planFile  string
-	strategy  string
-	inputs    []string
-	outDir    string
-	asJSON    bool
-	repeat    int
-	seed      uint64
-	threads   int
-	emulation string
-	cpuQuota  float64
-	useTLS    bool
-	tf        tlsFlags
-	timeout   time.Duration
-	meshTO    time.Duration
-	verbose   bool
-	trace     string
+	cf         clusterFlags
+	local      int
+	planFile   string
+	strategy   string
+	inputs     []string
+	outDir     string
+	asJSON     bool
+	repeat     int
+	seed       uint64
+	threads    int
+	emulation  string
+	cpuQuota   float64
+	useTLS     bool
+	tf         tlsFlags
+	timeout    time.Duration
+	meshTO     time.Duration
+	verbose    bool
+	trace      string
+	profile    bool
+	profCache  string
+	profBudget time.Duration
 }
 
 func newRunCmd() *cobra.Command {
@@ -95,6 +100,9 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.DurationVar(&rf.meshTO, "mesh-timeout", 10*time.Second, "bound on the workers connecting to each other")
 	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
 	f.StringVar(&rf.trace, "trace", "", "write the last request's per-device traces (every step: start, end, bytes) and the predicted timeline as JSON to this file")
+	f.BoolVar(&rf.profile, "profile", false, "--local: profile the started workers (operator speed inside their CPU quota, link goodput and latency through the emulated links) and plan with the measured spec")
+	f.StringVar(&rf.profCache, "profile-cache", "", "--local --profile: read the measured spec from this file if it exists, else write it there (same --local N, --cpu-quota and --bandwidth only)")
+	f.DurationVar(&rf.profBudget, "profile-budget", 0, "--profile: operator-speed measuring time per device (0: iop profile's default)")
 	rf.tf.register(cmd)
 	return cmd
 }
@@ -106,6 +114,10 @@ type runReport struct {
 	PlanHash           string                     `json:"plan_hash"`
 	Emulation          string                     `json:"emulation"`
 	Bandwidth          string                     `json:"bandwidth,omitempty"`
+	CPUQuota           float64                    `json:"cpu_quota,omitempty"`
+	Profiled           bool                       `json:"profiled"`
+	PlannedLink        string                     `json:"planned_link,omitempty"`
+	PlannedGFLOPS      []map[string]float64       `json:"planned_gflops_by_class,omitempty"`
 	TLS                bool                       `json:"tls"`
 	LatencyMS          float64                    `json:"latency_ms"`
 	LatenciesMS        []float64                  `json:"latencies_ms"`
@@ -129,6 +141,9 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	defer stop()
 	if rf.local <= 0 && rf.cf.file == "" {
 		return usageError{fmt.Errorf("give --cluster FILE (running workers) or --local N")}
+	}
+	if rf.profile && rf.local <= 0 {
+		return usageError{fmt.Errorf("--profile needs --local N (profile a real cluster with 'iop profile --cluster')")}
 	}
 	if rf.repeat < 1 {
 		return usageError{fmt.Errorf("--repeat must be at least 1")}
@@ -180,37 +195,8 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 			}
 		}
 	}
-	pr, err := problem(model, spec)
-	if err != nil {
-		return err
-	}
-	var p *plan.Plan
-	if loaded != nil {
-		if err := planner.Validate(loaded, pr); err != nil {
-			return err
-		}
-		p = loaded
-		p.Cluster = spec
-	} else if p, err = planner.Make(pr, rf.strategy); err != nil {
-		return err
-	}
-	hash := planHash(p)
-	tl, err := planner.Evaluate(pr, p)
-	if err != nil {
-		return err
-	}
-	ps, err := partition.Compile(pr.Graph, p, partition.Options{})
-	if err != nil {
-		return err
-	}
-	// Inputs.
-	var ins []*tensor.Tensor
-	if len(rf.inputs) == 0 && isZooName(model) && len(pr.Graph.Inputs) == 1 {
-		ins = []*tensor.Tensor{zoo.Input(model, rf.seed)}
-	} else if ins, err = readInputs(pr.Graph, rf.inputs); err != nil {
-		return err
-	}
-	// Workers.
+	emuBW := spec.Link.Bandwidth
+	// Workers (started before planning: --profile plans with their measured speeds).
 	opt := coordinator.Options{RequestTimeout: rf.timeout, MeshTimeout: rf.meshTO, Threads: rf.threads}
 	names := make([]string, spec.N())
 	for i, d := range spec.Devices {
@@ -248,6 +234,15 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 		defer local.Stop()
 		addrs, emulation, opt.Dial = local.Addrs, local.Emulation, local.Dial
 		opt.Shaping = worker.Shaping{Rate: local.Bandwidth, LatencyMS: local.LatencyMS}
+		if rf.profile {
+			emuBW = spec.Link.Bandwidth
+			if spec, err = profileLocal(ctx, cmd, rf, spec, local, opt.Threads); err != nil {
+				return err
+			}
+			if loaded != nil {
+				loaded.Cluster = spec
+			}
+		}
 	} else {
 		for i, d := range spec.Devices {
 			addrs[i] = d.Address
@@ -260,16 +255,53 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 		}
 		opt.TLS = cfg
 	}
+	pr, err := problem(model, spec)
+	if err != nil {
+		return err
+	}
+	var p *plan.Plan
+	if loaded != nil {
+		if err := planner.Validate(loaded, pr); err != nil {
+			return err
+		}
+		p = loaded
+		p.Cluster = spec
+	} else if p, err = planner.Make(pr, rf.strategy); err != nil {
+		return err
+	}
+	hash := planHash(p)
+	tl, err := planner.Evaluate(pr, p)
+	if err != nil {
+		return err
+	}
+	ps, err := partition.Compile(pr.Graph, p, partition.Options{})
+	if err != nil {
+		return err
+	}
+	// Inputs.
+	var ins []*tensor.Tensor
+	if len(rf.inputs) == 0 && isZooName(model) && len(pr.Graph.Inputs) == 1 {
+		ins = []*tensor.Tensor{zoo.Input(model, rf.seed)}
+	} else if ins, err = readInputs(pr.Graph, rf.inputs); err != nil {
+		return err
+	}
 	co := coordinator.New(names, addrs, opt)
 	defer co.Close()
 	ds, err := co.Deploy(ctx, ps, hash, model)
 	if err != nil {
 		return err
 	}
-	rep := runReport{Model: model, Strategy: p.Strategy, PlanHash: hash, Emulation: emulation, TLS: opt.TLS != nil,
+	rep := runReport{CPUQuota: rf.cpuQuota, Model: model, Strategy: p.Strategy, PlanHash: hash, Emulation: emulation, TLS: opt.TLS != nil,
 		PredictedLatencyMS: p.Prediction.LatencyMS, DeployMS: float64(ds.Duration.Microseconds()) / 1e3}
 	if emulation != coordinator.EmulationNone {
-		rep.Bandwidth = spec.Link.Bandwidth.String()
+		rep.Bandwidth = emuBW.String()
+	}
+	if rf.profile {
+		rep.Profiled = true
+		rep.PlannedLink = fmt.Sprintf("%s, %.3f ms", spec.Link.Bandwidth, spec.Link.LatencyMS)
+		for _, d := range spec.Devices {
+			rep.PlannedGFLOPS = append(rep.PlannedGFLOPS, d.ByClass)
+		}
 	}
 	for _, d := range ds.Deployed {
 		rep.Deployed = append(rep.Deployed, names[d])
@@ -385,4 +417,57 @@ func printRun(w io.Writer, r runReport, spec *cluster.Spec, nodes bool) {
 			humanBytes(d.WeightBytes), humanBytes(d.HeapBytes), d.MeasuredComputeMS, d.PredictedComputeMS)
 	}
 	tw.Flush()
+}
+
+// profileLocal measures the started local workers as 'iop profile
+// --cluster' would (each worker's operator speed inside its cgroup, each
+// link's goodput and latency through the emulated links) and returns the
+// spec to plan with: spec with the measured speeds and links. With
+// --profile-cache an existing file is read instead, or the result written.
+func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *cluster.Spec, local *coordinator.Local, threads int) (*cluster.Spec, error) {
+	if rf.profCache != "" {
+		if _, err := os.Stat(rf.profCache); err == nil {
+			s, err := cluster.Load(rf.profCache)
+			if err != nil {
+				return nil, err
+			}
+			if s.N() != spec.N() {
+				return nil, fmt.Errorf("--profile-cache %s has %d devices, --local %d", rf.profCache, s.N(), spec.N())
+			}
+			return s, nil
+		}
+	}
+	in := *spec
+	in.Devices = append([]cluster.Device(nil), spec.Devices...)
+	idx := map[string]int{}
+	for i := range in.Devices {
+		in.Devices[i].Address = local.Addrs[i]
+		idx[local.Addrs[i]] = i
+	}
+	d := profile.Dialer{}
+	if local.Dial != nil {
+		d.Net = func(ctx context.Context, addr string) (net.Conn, error) {
+			return local.Dial(ctx, idx[addr], addr)
+		}
+	}
+	if rf.tf.files.Enabled() || rf.useTLS {
+		return nil, usageError{fmt.Errorf("--profile with TLS is not supported; profile without --tls")}
+	}
+	out, _, err := profile.Cluster(ctx, &in, profile.ClusterOptions{
+		Ops:      profile.OpsRequest{Threads: threads, BudgetMS: rf.profBudget.Milliseconds()},
+		Dialer:   d,
+		Progress: func(m string) { fmt.Fprintf(cmd.ErrOrStderr(), "profiling %s\n", m) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.Devices {
+		out.Devices[i].Address = ""
+	}
+	if rf.profCache != "" {
+		if err := out.Save(rf.profCache); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

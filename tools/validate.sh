@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# tools/validate.sh — the cost model against measurement on the netns+tc
+# testbed (docs/VALIDATION.md).
+#
+# For each n, the first run profiles its freshly started workers
+# (`iop run --local n --profile`: operator speed inside each worker's CPU
+# quota, link goodput and latency through the tc-shaped links) and caches
+# the measured spec; every run at that n plans with that spec
+# (--profile-cache) on a fresh testbed with the same emulation. Each run is
+# `--repeat $REPEAT --json`; the medians and each device's VmHWM are
+# compared with the cost model's prediction.
+#
+# Environment (defaults in brackets):
+#   IOP        iop binary [built from this checkout into $OUT/iop]
+#   OUT        output directory [/tmp/iop-validate]
+#   MODELS     [alexnet vgg16 resnet18 mobilenetv2]
+#   STRATEGIES [single oc hp coedge iop optimal]
+#   NS         [2 3 4]
+#   VGG_NS     n for vgg16 [4] (VGG-16 is 2/3 of the time at every n)
+#   QUOTA      CPU per worker, fraction of a core [0.45: 4 × 0.45 ≤ 1.8 of 2 cores]
+#   BANDWIDTH  link rate [100Mbps]
+#   REPEAT     requests per run [3]
+#   REPROFILE  1: measure again even if $OUT/spec-n*.yaml exist [1]
+# Needs root (the testbed). Prints the Markdown table; raw JSON in $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/iop-validate}
+MODELS=${MODELS:-"alexnet vgg16 resnet18 mobilenetv2"}
+STRATEGIES=${STRATEGIES:-"single oc hp coedge iop optimal"}
+NS=${NS:-"2 3 4"}
+VGG_NS=${VGG_NS:-"4"}
+QUOTA=${QUOTA:-0.45}
+BANDWIDTH=${BANDWIDTH:-100Mbps}
+REPEAT=${REPEAT:-3}
+REPROFILE=${REPROFILE:-1}
+mkdir -p "$OUT"
+if [ -z "${IOP:-}" ]; then
+  go build -o "$OUT/iop" ./cmd/iop
+  IOP=$OUT/iop
+fi
+if [ "$REPROFILE" = 1 ]; then rm -f "$OUT"/spec-n*.yaml; fi
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet -- internal/cost internal/cli/run.go || echo ' (+ uncommitted cost/run changes)')"
+  echo "quota: $QUOTA, bandwidth: $BANDWIDTH, repeat: $REPEAT"
+} > "$OUT/meta.txt"
+start=$(date +%s)
+for n in $NS; do
+  for m in $MODELS; do
+    if [ "$m" = vgg16 ] && ! grep -qw "$n" <<<"$VGG_NS"; then continue; fi
+    for s in $STRATEGIES; do
+      f="$OUT/$m-$s-n$n.json"
+      echo "$(date +%T) load $(cut -d' ' -f1 /proc/loadavg): $m $s n=$n" >&2
+      if ! "$IOP" run "$m" --local "$n" --strategy "$s" --cpu-quota "$QUOTA" --bandwidth "$BANDWIDTH" \
+          --profile --profile-cache "$OUT/spec-n$n.yaml" --repeat "$REPEAT" --json --nodes=false \
+          --trace "$OUT/$m-$s-n$n.trace.json" > "$f.tmp" 2> "$OUT/$m-$s-n$n.err"; then
+        echo "  failed: $(tail -1 "$OUT/$m-$s-n$n.err")" >&2
+        { echo '{"model":"'"$m"'","strategy":"'"$s"'","n":'"$n"',"error":'; tail -1 "$OUT/$m-$s-n$n.err" | python3 -c 'import json,sys;print(json.dumps(sys.stdin.read().strip()))'; echo '}'; } > "$f"
+        rm -f "$f.tmp"
+        continue
+      fi
+      mv "$f.tmp" "$f"
+    done
+  done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), wall $(( $(date +%s) - start )) s" >> "$OUT/meta.txt"
+cat "$OUT/meta.txt"
+python3 tools/validate_table.py "$OUT"
