@@ -350,27 +350,35 @@ func (s *im2col) panelFast(ks *kernelSet, dst []float32, pc, kc, w int, segs []s
 		if si == len(segs)-1 {
 			lanes |= (1<<32 - 1) &^ (uint64(1)<<w - 1) // zero the columns past w
 		}
-		for t := 0; t < khw; t++ {
-			ky, kx := t/p.KW, t%p.KW
+		full := (uint64(1)<<sg.n - 1) << sg.c0 // all lanes of the segment
+		t := 0
+		for ky := 0; ky < p.KH; ky++ {
 			iy := sg.iy0 + ky*p.DilH
-			ix := sg.ix0 + kx*p.DilW // input column of lane c0
-			var m uint64
-			if uint(iy) < uint(H) {
-				lo := 0
-				if ix < 0 {
-					lo = ceilDiv(-ix, sw)
+			rowOK := uint(iy) < uint(H)
+			for kx := 0; kx < p.KW; kx, t = kx+1, t+1 {
+				ix := sg.ix0 + kx*p.DilW // input column of lane c0
+				var m uint64
+				if rowOK {
+					if ix >= 0 && ix+(sg.n-1)*sw < W {
+						m = full
+					} else {
+						lo := 0
+						if ix < 0 {
+							lo = ceilDiv(-ix, sw)
+						}
+						hi := min(sg.n, max(0, ceilDiv(W-ix, sw)))
+						if lo < hi {
+							m = (uint64(1)<<(hi-lo) - 1) << (sg.c0 + lo)
+						}
+					}
 				}
-				hi := min(sg.n, max(0, ceilDiv(W-ix, sw)))
-				if lo < hi {
-					m = (uint64(1)<<(hi-lo) - 1) << (sg.c0 + lo)
+				off[t] = iy*W + ix - sg.c0*sw
+				mk := masks[4*t : 4*t+4 : 4*t+4]
+				if sw == 1 {
+					mk[0], mk[1] = uint16(m), uint16(m>>16)
+				} else {
+					mk[0], mk[1], mk[2], mk[3] = spread2[uint8(m)], spread2[uint8(m>>8)], spread2[uint8(m>>16)], spread2[uint8(m>>24)]
 				}
-			}
-			off[t] = iy*W + ix - sg.c0*sw
-			mk := masks[4*t : 4*t+4 : 4*t+4]
-			if sw == 1 {
-				mk[0], mk[1] = uint16(m), uint16(m>>16)
-			} else {
-				mk[0], mk[1], mk[2], mk[3] = spread2[uint8(m)], spread2[uint8(m>>8)], spread2[uint8(m>>16)], spread2[uint8(m>>24)]
 			}
 		}
 		ks.im2col(sw, nch, khw, dst, src, hw, off, masks, int(lanes&0xFFFF), int(lanes>>16))
