@@ -18,6 +18,8 @@
 #   NS         [2 3 4]
 #   VGG_NS     n for vgg16 [4] (VGG-16 is 2/3 of the time at every n)
 #   QUOTA      CPU per worker, fraction of a core [0.45: 4 × 0.45 ≤ 1.8 of 2 cores]
+#   CPU_PERIOD CFS period of the quota [10ms: a steadily slower device, not a
+#              full-speed one that stalls for the rest of a 100 ms period]
 #   BANDWIDTH  link rate [100Mbps]
 #   REPEAT     requests per run [3]
 #   REPROFILE  1: measure again even if $OUT/spec-n*.yaml exist [1]
@@ -30,6 +32,7 @@ STRATEGIES=${STRATEGIES:-"single oc hp coedge iop optimal"}
 NS=${NS:-"2 3 4"}
 VGG_NS=${VGG_NS:-"4"}
 QUOTA=${QUOTA:-0.45}
+CPU_PERIOD=${CPU_PERIOD:-10ms}
 BANDWIDTH=${BANDWIDTH:-100Mbps}
 REPEAT=${REPEAT:-3}
 REPROFILE=${REPROFILE:-1}
@@ -44,7 +47,7 @@ if [ "$REPROFILE" = 1 ]; then rm -f "$OUT"/spec-n*.yaml; fi
   echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet -- internal/cost internal/cli/run.go || echo ' (+ uncommitted cost/run changes)')"
-  echo "quota: $QUOTA, bandwidth: $BANDWIDTH, repeat: $REPEAT"
+  echo "quota: $QUOTA (CFS period $CPU_PERIOD), bandwidth: $BANDWIDTH, repeat: $REPEAT"
 } > "$OUT/meta.txt"
 start=$(date +%s)
 for n in $NS; do
@@ -53,7 +56,7 @@ for n in $NS; do
     for s in $STRATEGIES; do
       f="$OUT/$m-$s-n$n.json"
       echo "$(date +%T) load $(cut -d' ' -f1 /proc/loadavg): $m $s n=$n" >&2
-      if ! "$IOP" run "$m" --local "$n" --strategy "$s" --cpu-quota "$QUOTA" --bandwidth "$BANDWIDTH" \
+      if ! "$IOP" run "$m" --local "$n" --strategy "$s" --cpu-quota "$QUOTA" --cpu-period "$CPU_PERIOD" --bandwidth "$BANDWIDTH" \
           --profile --profile-cache "$OUT/spec-n$n.yaml" --repeat "$REPEAT" --json --nodes=false \
           --trace "$OUT/$m-$s-n$n.trace.json" > "$f.tmp" 2> "$OUT/$m-$s-n$n.err"; then
         echo "  failed: $(tail -1 "$OUT/$m-$s-n$n.err")" >&2

@@ -10,7 +10,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -25,6 +27,7 @@ import (
 	"github.com/iop-edge/iop/internal/planner"
 	"github.com/iop-edge/iop/internal/profile"
 	"github.com/iop-edge/iop/internal/tensor"
+	"github.com/iop-edge/iop/internal/testbed"
 	"github.com/iop-edge/iop/internal/transport"
 	"github.com/iop-edge/iop/internal/worker"
 	"github.com/iop-edge/iop/internal/zoo"
@@ -52,6 +55,7 @@ type runFlags struct {
 	profile    bool
 	profCache  string
 	profBudget time.Duration
+	cpuPeriod  time.Duration
 }
 
 func newRunCmd() *cobra.Command {
@@ -100,6 +104,7 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.DurationVar(&rf.meshTO, "mesh-timeout", 10*time.Second, "bound on the workers connecting to each other")
 	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
 	f.StringVar(&rf.trace, "trace", "", "write the last request's per-device traces (every step: start, end, bytes) and the predicted timeline as JSON to this file")
+	f.DurationVar(&rf.cpuPeriod, "cpu-period", 0, "--local on the testbed with --cpu-quota: the CFS period of the quota (0: the testbed's 100ms). A short period (10ms) makes a worker a steadily slower device instead of a full-speed one that stalls for the rest of each period once its quota is spent")
 	f.BoolVar(&rf.profile, "profile", false, "--local: profile the started workers (operator speed inside their CPU quota, link goodput and latency through the emulated links) and plan with the measured spec")
 	f.StringVar(&rf.profCache, "profile-cache", "", "--local --profile: read the measured spec from this file if it exists, else write it there (same --local N, --cpu-quota and --bandwidth only)")
 	f.DurationVar(&rf.profBudget, "profile-budget", 0, "--profile: operator-speed measuring time per device (0: iop profile's default)")
@@ -233,6 +238,11 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 		}
 		defer local.Stop()
 		addrs, emulation, opt.Dial = local.Addrs, local.Emulation, local.Dial
+		if rf.cpuPeriod > 0 && rf.cpuQuota > 0 && emulation == coordinator.EmulationNetns {
+			if err := setCPUPeriod(rf.cpuPeriod, rf.cpuQuota); err != nil {
+				return err
+			}
+		}
 		opt.Shaping = worker.Shaping{Rate: local.Bandwidth, LatencyMS: local.LatencyMS}
 		if rf.profile {
 			emuBW = spec.Link.Bandwidth
@@ -259,6 +269,10 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	if err != nil {
 		return err
 	}
+	// The measured peak is that of the last of --repeat requests after a
+	// fresh deployment: the garbage the workers can hold is bounded by what
+	// that many requests allocate (cost.Params.Requests).
+	pr.Params.Requests = rf.repeat
 	var p *plan.Plan
 	if loaded != nil {
 		if err := planner.Validate(loaded, pr); err != nil {
@@ -464,10 +478,46 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 	for i := range out.Devices {
 		out.Devices[i].Address = ""
 	}
+	// The measurement's buffers stay resident in the workers (VmHWM is
+	// reset per request, but only down to the current RSS): start them
+	// afresh so the requests' peak memory is their own.
+	for i := range local.Addrs {
+		if err := local.Restart(ctx, i); err != nil {
+			return nil, fmt.Errorf("restart worker %s after profiling: %w", local.Names[i], err)
+		}
+	}
 	if rf.profCache != "" {
 		if err := out.Save(rf.profCache); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// setCPUPeriod sets the CFS period of the local testbed's CPU quotas (the
+// bed coordinator.StartLocal made for this process, prefix "run<pid>"):
+// quota = fraction × period per device.
+func setCPUPeriod(period time.Duration, fraction float64) error {
+	us := period.Microseconds()
+	if us < 1000 || us > 1000000 {
+		return usageError{fmt.Errorf("--cpu-period must be between 1ms and 1s")}
+	}
+	bed, err := testbed.Load("run" + strconv.Itoa(os.Getpid()%1000000))
+	if err != nil {
+		return fmt.Errorf("--cpu-period: %w", err)
+	}
+	for _, d := range bed.Devices {
+		if d.CPUCgroup == "" {
+			continue
+		}
+		q := max(1000, int64(fraction*float64(us)))
+		// Lower the quota first when shortening (quota may exceed period,
+		// but keep the pair valid at every step), then the period.
+		for _, kv := range [][2]string{{"cpu.cfs_quota_us", strconv.FormatInt(q, 10)}, {"cpu.cfs_period_us", strconv.FormatInt(us, 10)}, {"cpu.cfs_quota_us", strconv.FormatInt(q, 10)}} {
+			if err := os.WriteFile(filepath.Join(d.CPUCgroup, kv[0]), []byte(kv[1]), 0o644); err != nil {
+				return fmt.Errorf("--cpu-period: %s: %w", d.Name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -22,12 +22,27 @@ type Params struct {
 	// assembling regions).
 	CopyBytesPerSec float64
 	// RuntimeOverheadBytes is the fixed memory of a worker process (Go
-	// runtime, binary, buffers), measured by the runtime.
+	// runtime, binary, connection buffers): the VmHWM of a worker deployed
+	// with an empty program, measured on the testbed (docs/VALIDATION.md).
 	RuntimeOverheadBytes int64
+	// GCPercent is the workers' garbage-collector target (GOGC,
+	// worker.DefaultGCPercent). Activations are allocated per step and
+	// freed by the collector, which lets the heap grow to (1+GCPercent/100)
+	// times the live heap before it collects; the resident set keeps those
+	// pages.
+	GCPercent int
+	// Requests is the number of requests a worker has served since its
+	// deployment when its peak is taken: the garbage it can have
+	// accumulated is at most Requests times what one request allocates.
+	// 0 means many (the steady state, what the planner checks against a
+	// device's memory).
+	Requests int
 }
 
-// DefaultParams are for a Raspberry-Pi-class board.
-var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 24 << 20}
+// DefaultParams: RuntimeOverheadBytes and GCPercent measured on the
+// netns testbed (docs/VALIDATION.md); CopyBytesPerSec for a
+// Raspberry-Pi-class board.
+var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 12 << 20, GCPercent: 25}
 
 // Span is one interval of a device's predicted timeline.
 type Span struct {
@@ -183,7 +198,7 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 	}
 	for d, p := range ps.Devices {
 		pred.Devices[d].WeightBytes = p.WeightBytes()
-		pred.Devices[d].PeakMemoryBytes = p.WeightBytes() + PackedWeightBytes(p) + PeakActivationBytes(p) + prm.RuntimeOverheadBytes
+		pred.Devices[d].PeakMemoryBytes = PeakMemoryBytes(p, prm, int64(spec.Devices[d].Memory))
 	}
 	pred.ComputeMS, pred.CommMS = criticalSplit(tl, pred.LatencyMS)
 	return pred, tl, nil
@@ -209,6 +224,64 @@ func criticalSplit(tl *Timeline, latency float64) (compute, comm float64) {
 		}
 	}
 	return compute, comm
+}
+
+// PeakMemoryBytes is a device's predicted peak resident memory: its weight
+// shards, the kernels' packed copies of them, its peak live activations,
+// the garbage collector's headroom over that live heap and the runtime's
+// fixed overhead. limit is the device's memory (0: none): a worker with a
+// memory limit sets it as the garbage collector's soft limit, which
+// collects before the headroom would cross it.
+func PeakMemoryBytes(p *partition.Program, prm Params, limit int64) int64 {
+	live := p.WeightBytes() + PackedWeightBytes(p) + PeakActivationBytes(p)
+	h := GCHeadroomBytes(p, live, prm)
+	if limit > 0 {
+		h = max(0, min(h, limit-live-prm.RuntimeOverheadBytes))
+	}
+	return live + h + prm.RuntimeOverheadBytes
+}
+
+// GCHeadroomBytes is the garbage the heap may hold on top of live bytes:
+// GCPercent of the live heap, but no more than the requests served so far
+// have allocated.
+func GCHeadroomBytes(p *partition.Program, live int64, prm Params) int64 {
+	h := live * int64(prm.GCPercent) / 100
+	if prm.Requests > 0 {
+		h = min(h, int64(prm.Requests)*AllocBytesPerRequest(p))
+	}
+	return h
+}
+
+// AllocBytesPerRequest is what one request allocates on a device (and
+// leaves to the garbage collector): every non-view compute output, every
+// allocated region, every received tensor and every extracted send region.
+func AllocBytesPerRequest(p *partition.Program) int64 {
+	var b int64
+	size := func(name string) int64 {
+		if _, isConst := p.Consts[name]; isConst {
+			return 0
+		}
+		v := p.Values[name]
+		return int64(v.Shape.Numel()) * int64(v.DType.Size())
+	}
+	for _, s := range p.Steps {
+		switch s.Kind {
+		case partition.Compute:
+			if isView(s.Node.Op) {
+				continue
+			}
+			for _, o := range s.Node.Outputs {
+				if o != "" {
+					b += size(o)
+				}
+			}
+		case partition.Alloc:
+			b += size(s.Dst)
+		case partition.Send, partition.Recv:
+			b += s.Bytes
+		}
+	}
+	return b
 }
 
 // PackedWeightBytes is the memory of the GEMM-panel copies the kernels make
