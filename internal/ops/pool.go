@@ -405,8 +405,20 @@ func lrnPrepare(n *graph.Node, opset int64, in []Input, out []graph.ValueInfo) (
 				}
 				s := src[pl*hw : (pl+1)*hw]
 				d := dst[pl*hw : (pl+1)*hw]
-				for i, v := range s {
-					d[i] = float32(float64(v) / math.Pow(bias+alpha*acc[i], beta))
+				switch beta {
+				case 0.75: // AlexNet's and GoogLeNet's value: t^0.75 = √t·⁴√t
+					for i, v := range s {
+						r := math.Sqrt(bias + alpha*acc[i])
+						d[i] = float32(float64(v) / (r * math.Sqrt(r)))
+					}
+				case 0.5:
+					for i, v := range s {
+						d[i] = float32(float64(v) / math.Sqrt(bias+alpha*acc[i]))
+					}
+				default:
+					for i, v := range s {
+						d[i] = float32(float64(v) * math.Exp(-beta*math.Log(bias+alpha*acc[i])))
+					}
 				}
 			}
 		})
