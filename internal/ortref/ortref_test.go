@@ -34,7 +34,7 @@ func conformanceDir(t testing.TB) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d = filepath.Join(root, "..", "shared", "onnx-conformance")
+		d = filepath.Join(root, "testdata", "onnx-conformance") // the vendored copy
 	}
 	if _, err := os.Stat(d); err != nil {
 		if os.Getenv("IOP_REQUIRE_ORT") == "1" {
