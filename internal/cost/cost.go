@@ -25,6 +25,11 @@ type Params struct {
 	// runtime, binary, connection buffers): the VmHWM of a worker deployed
 	// with an empty program, measured on the testbed (docs/VALIDATION.md).
 	RuntimeOverheadBytes int64
+	// ComputeOverheadBytes is what a worker adds once its program computes
+	// (kernel thread pool and packing scratch, peer-connection buffers,
+	// the request's trace): the median of measured minus predicted peak
+	// over the devices of the validation runs that compute.
+	ComputeOverheadBytes int64
 	// GCPercent is the workers' garbage-collector target (GOGC,
 	// worker.DefaultGCPercent). Activations are allocated per step and
 	// freed by the collector, which lets the heap grow to (1+GCPercent/100)
@@ -42,7 +47,7 @@ type Params struct {
 // DefaultParams: RuntimeOverheadBytes and GCPercent measured on the
 // netns testbed (docs/VALIDATION.md); CopyBytesPerSec for a
 // Raspberry-Pi-class board.
-var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 12 << 20, GCPercent: 25}
+var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 12 << 20, ComputeOverheadBytes: 6 << 20, GCPercent: 25}
 
 // Span is one interval of a device's predicted timeline.
 type Span struct {
@@ -234,11 +239,18 @@ func criticalSplit(tl *Timeline, latency float64) (compute, comm float64) {
 // collects before the headroom would cross it.
 func PeakMemoryBytes(p *partition.Program, prm Params, limit int64) int64 {
 	live := p.WeightBytes() + PackedWeightBytes(p) + PeakActivationBytes(p)
+	over := prm.RuntimeOverheadBytes
+	for _, s := range p.Steps {
+		if s.Kind == partition.Compute {
+			over += prm.ComputeOverheadBytes
+			break
+		}
+	}
 	h := GCHeadroomBytes(p, live, prm)
 	if limit > 0 {
-		h = max(0, min(h, limit-live-prm.RuntimeOverheadBytes))
+		h = max(0, min(h, limit-live-over))
 	}
-	return live + h + prm.RuntimeOverheadBytes
+	return live + h + over
 }
 
 // GCHeadroomBytes is the garbage the heap may hold on top of live bytes:

@@ -345,7 +345,7 @@ func checkRun(t *testing.T, name string, g *graph.Graph, p *plan.Plan, x *tensor
 func TestOptimalMemory(t *testing.T) {
 	g, x := optimized(t, "tiny-vgg")
 	want := reference(t, g, x)
-	over := cost.DefaultParams.RuntimeOverheadBytes
+	over := cost.DefaultParams.RuntimeOverheadBytes + cost.DefaultParams.ComputeOverheadBytes // every device computes
 	spec := hetero(3, 12.5e6)
 	pr := &Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-vgg"}
 	single, err := Make(pr, "single")
