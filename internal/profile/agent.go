@@ -226,38 +226,9 @@ func LinkTo(ctx context.Context, d Dialer, req LinkRequest, lim transport.Limits
 }
 
 // Dialer opens connections: with Net (e.g. from inside a testbed
-// namespace) or plain TCP, then a TLS handshake when TLS is set.
-type Dialer struct {
-	TLS *tls.Config
-	Net func(ctx context.Context, addr string) (net.Conn, error)
-}
-
-// Dial connects to addr.
-func (d Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	var nc net.Conn
-	var err error
-	if d.Net != nil {
-		nc, err = d.Net(ctx, addr)
-	} else {
-		var nd net.Dialer
-		nc, err = nd.DialContext(ctx, "tcp", addr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
-	if d.TLS == nil {
-		return nc, nil
-	}
-	tc := tls.Client(nc, d.TLS)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
-	}
-	return tc, nil
-}
+// namespace) or plain TCP, then a TLS handshake when TLS is set. It is the
+// transport's dialer.
+type Dialer = transport.Dialer
 
 // Client talks to one device's agent or worker as `iop profile` does.
 type Client struct {
