@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/iop-edge/iop/internal/cluster"
 	"io"
 	"math"
 	"sort"
@@ -11,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/engine"
+	"github.com/iop-edge/iop/internal/ops"
 	"github.com/iop-edge/iop/internal/tensor"
 	"github.com/iop-edge/iop/internal/zoo"
 )
@@ -22,6 +23,7 @@ func newInferCmd() *cobra.Command {
 		outDir  string
 		threads int
 		bench   int
+		profile bool
 		asJSON  bool
 		seed    uint64
 	)
@@ -82,6 +84,12 @@ model without --input runs on a deterministic random input. With
 				}
 				res.MedianMS, res.MinMS, res.Runs = median(lat), lat[0], len(lat)
 			}
+			if profile {
+				k := max(bench, 5)
+				if res.Nodes, err = profileNodes(sess, ins, k); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -96,6 +104,7 @@ model without --input runs on a deterministic random input. With
 	f.StringVar(&outDir, "output-dir", "", "write outputs as output_N.pb TensorProto files into this directory")
 	f.IntVar(&threads, "threads", 0, "kernel threads (0: all cores)")
 	f.IntVar(&bench, "bench", 0, "run K timed iterations after a warm-up and report median and minimum latency")
+	f.BoolVar(&profile, "profile", false, "time every node (fastest of max(--bench, 5) runs) and print where the time goes")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.Uint64Var(&seed, "seed", 1, "seed of the random input used when a zoo model gets no --input")
 	return cmd
@@ -122,6 +131,52 @@ type inferResult struct {
 	Runs                int          `json:"runs,omitempty"`
 	PeakActivationBytes int64        `json:"peak_activation_bytes"`
 	WeightBytes         int64        `json:"weight_bytes"`
+	Nodes               []nodeTime   `json:"nodes,omitempty"`
+}
+
+// nodeTime is one node's share of a profiled run.
+type nodeTime struct {
+	Name   string       `json:"name"`
+	Op     string       `json:"op"`
+	Shape  tensor.Shape `json:"output_shape"`
+	MS     float64      `json:"ms"`
+	GFLOPS float64      `json:"gflops_per_s,omitempty"`
+}
+
+// profileNodes runs the session k times and keeps each node's fastest time,
+// which on a shared machine is the closest to its undisturbed cost.
+func profileNodes(sess *engine.Session, ins []*tensor.Tensor, k int) ([]nodeTime, error) {
+	var best []nodeTime
+	for r := 0; r < k+1; r++ {
+		_, steps, err := sess.RunProfiled(ins...)
+		if err != nil {
+			return nil, err
+		}
+		if r == 0 { // warm-up
+			best = make([]nodeTime, len(steps))
+			for i, st := range steps {
+				best[i] = nodeTime{Name: st.Node.Name, Op: st.Node.Op, MS: math.Inf(1)}
+				if len(st.Node.Outputs) > 0 {
+					best[i].Shape = sess.Graph().Values[st.Node.Outputs[0]].Shape
+				}
+				if f := ops.NodeFLOPs(sess.Graph(), st.Node); f > 0 {
+					best[i].GFLOPS = float64(f) // converted to a rate below
+				}
+			}
+			continue
+		}
+		for i, st := range steps {
+			best[i].MS = math.Min(best[i].MS, float64(st.Duration.Nanoseconds())/1e6)
+		}
+	}
+	for i := range best {
+		if best[i].MS > 0 {
+			best[i].GFLOPS /= best[i].MS * 1e6
+		} else {
+			best[i].GFLOPS = 0
+		}
+	}
+	return best, nil
 }
 
 // benchmark runs one warm-up and k timed iterations; it returns the sorted
@@ -186,9 +241,55 @@ func printInfer(w io.Writer, r inferResult) {
 		}
 	}
 	fmt.Fprintf(w, "weights %s, peak activations %s\n", humanBytes(r.WeightBytes), humanBytes(r.PeakActivationBytes))
+	if len(r.Nodes) > 0 {
+		printNodeTimes(w, r.Nodes)
+	}
 	if r.Runs > 0 {
 		fmt.Fprintf(w, "latency over %d runs: median %.2f ms, min %.2f ms\n", r.Runs, r.MedianMS, r.MinMS)
 	}
 }
 
 func humanBytes(b int64) string { return cluster.Bytes(b).String() }
+
+// printNodeTimes prints the time per operator type, then the slowest nodes.
+func printNodeTimes(w io.Writer, nodes []nodeTime) {
+	type opTotal struct {
+		op    string
+		count int
+		ms    float64
+	}
+	var total float64
+	byOp := map[string]*opTotal{}
+	var totals []*opTotal
+	for _, n := range nodes {
+		total += n.MS
+		a := byOp[n.Op]
+		if a == nil {
+			a = &opTotal{op: n.Op}
+			byOp[n.Op] = a
+			totals = append(totals, a)
+		}
+		a.count++
+		a.ms += n.MS
+	}
+	sort.SliceStable(totals, func(i, j int) bool { return totals[i].ms > totals[j].ms })
+	fmt.Fprintf(w, "time per operator (fastest of the runs, sum %.2f ms):\n", total)
+	for _, a := range totals {
+		fmt.Fprintf(w, "  %-22s %4d nodes %9.3f ms %5.1f%%\n", a.op, a.count, a.ms, 100*a.ms/total)
+	}
+	idx := make([]int, len(nodes))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return nodes[idx[a]].MS > nodes[idx[b]].MS })
+	show := min(len(idx), 15)
+	fmt.Fprintf(w, "slowest %d nodes:\n", show)
+	for _, i := range idx[:show] {
+		n := nodes[i]
+		rate := ""
+		if n.GFLOPS > 0 {
+			rate = fmt.Sprintf("%7.1f GFLOP/s", n.GFLOPS)
+		}
+		fmt.Fprintf(w, "  %-32s %-18s %-18v %8.3f ms %s\n", n.Name, n.Op, n.Shape, n.MS, rate)
+	}
+}

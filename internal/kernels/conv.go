@@ -499,32 +499,9 @@ func (c *Conv) depthwiseDirect(in, out []float32, lo, hi int) {
 	p := c.p
 	s := p.StrideH
 	W, H, OW, OH := p.InW, p.InH, p.OutW, p.OutH
-	nch := ceilDiv(OW, 16)
 	var mbuf [4 * 16]uint16
 	var obuf [16]uint16
-	masks, omasks := mbuf[:], obuf[:]
-	if nch > 16 {
-		masks, omasks = make([]uint16, 4*nch), make([]uint16, nch)
-	}
-	inside := func(x int) (m uint16) { // lanes j with 0 <= x+j < W
-		for j := 0; j < 16; j++ {
-			if x+j >= 0 && x+j < W {
-				m |= 1 << j
-			}
-		}
-		return
-	}
-	loads := [4]int{0, 1, 2, 0}
-	if s == 2 {
-		loads = [4]int{0, 16, 2, 18}
-	}
-	for ch := 0; ch < nch; ch++ {
-		x := ch*16*s - p.PadL
-		for l, d := range loads {
-			masks[4*ch+l] = inside(x + d)
-		}
-		omasks[ch] = uint16(uint32(1)<<min(16, OW-ch*16) - 1)
-	}
+	nch, masks, omasks := direct3x3Masks(s, W, OW, p.PadL, mbuf[:], obuf[:])
 	// The zero row has room on both sides: masked-off lanes of a load may
 	// start before it or run past it, and must not touch another page.
 	zs := getScratch(W + 64 + p.OutC)
@@ -553,6 +530,38 @@ func (c *Conv) depthwiseDirect(in, out []float32, lo, hi int) {
 		}
 	}
 	putScratch(zs)
+}
+
+// direct3x3Masks returns the chunk count and the load and store masks of a
+// direct 3×3 kernel (see kernelSet.dwDirect) with stride s over rows of W
+// inputs and OW outputs, left padding padL; mbuf and obuf are used when
+// large enough (4 and 1 mask per chunk).
+func direct3x3Masks(s, W, OW, padL int, mbuf, obuf []uint16) (nch int, masks, omasks []uint16) {
+	nch = ceilDiv(OW, 16)
+	masks, omasks = mbuf, obuf
+	if len(masks) < 4*nch || len(omasks) < nch {
+		masks, omasks = make([]uint16, 4*nch), make([]uint16, nch)
+	}
+	inside := func(x int) (m uint16) { // lanes j with 0 <= x+j < W
+		for j := 0; j < 16; j++ {
+			if x+j >= 0 && x+j < W {
+				m |= 1 << j
+			}
+		}
+		return
+	}
+	loads := [4]int{0, 1, 2, 0}
+	if s == 2 {
+		loads = [4]int{0, 16, 2, 18}
+	}
+	for ch := 0; ch < nch; ch++ {
+		x := ch*16*s - padL
+		for l, d := range loads {
+			masks[4*ch+l] = inside(x + d)
+		}
+		omasks[ch] = uint16(uint32(1)<<min(16, OW-ch*16) - 1)
+	}
+	return nch, masks, omasks
 }
 
 // depthwiseGeneric computes output channels [lo,hi) of any depthwise

@@ -38,6 +38,11 @@ type kernelSet struct {
 	// masks[4c:4c+4] and storing under omasks[c]; rows outside the image
 	// read zero (len(zero) >= w). See asmgen's dw3x3512.
 	dwDirect func(s, nc int, in []float32, inStride int, out []float32, h, w, oh, ow, padT, nchunks, xoff int, wt, bias []float32, lo, hi float32, masks, omasks []uint16, zero []float32)
+	// maxPool3x3, if not nil, max-pools nc planes with a 3×3 window and
+	// stride s (1 or 2), laid out and masked like dwDirect; rows outside
+	// the image read ninf (len(ninf) >= w, all -Inf). See asmgen's
+	// maxPool3x3512.
+	maxPool3x3 func(s, nc int, in []float32, inStride int, out []float32, h, w, oh, ow, padT, nchunks, xoff int, masks, omasks []uint16, ninf []float32)
 	// copyRows sets dst[r*dstStride+c] = src[r*srcStride+stride*c] for r < n
 	// and c < nr; stride is 1 or 2.
 	copyRows func(n int, dst []float32, dstStride int, src []float32, srcStride, stride int)

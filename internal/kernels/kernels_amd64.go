@@ -25,14 +25,15 @@ func archKernelSets() []*kernelSet {
 	}
 	avx512 := &kernelSet{
 		name: "avx512", mr: mr512, nr: nr512,
-		tiles:    tiles512,
-		dot4:     dot4AVX2,
-		axpy:     axpyAVX2,
-		dw3x3:    dw3x3AVX2,
-		copyRows: copyRows32AVX2,
-		im2col:   im2colAVX512,
-		dwDirect: dwDirectAVX512,
-		peak:     peakFMA512, peakFlops: 24 * 32,
+		tiles:      tiles512,
+		dot4:       dot4AVX2,
+		axpy:       axpyAVX2,
+		dw3x3:      dw3x3AVX2,
+		copyRows:   copyRows32AVX2,
+		im2col:     im2colAVX512,
+		dwDirect:   dwDirectAVX512,
+		maxPool3x3: maxPool3x3AVX512,
+		peak:       peakFMA512, peakFlops: 24 * 32,
 	}
 	return []*kernelSet{avx512, avx2}
 }
@@ -92,6 +93,19 @@ func dwDirectAVX512(s, nc int, in []float32, inStride int, out []float32, h, w, 
 		dw3x3S1AVX512(nc, &in[0], inStride, &out[0], h, w, oh, ow, padT, nchunks, xoff, &wt[0], &bias[0], lo, hi, &masks[0], &omasks[0], &zero[0])
 	} else {
 		dw3x3S2AVX512(nc, &in[0], inStride, &out[0], h, w, oh, ow, padT, nchunks, xoff, &wt[0], &bias[0], lo, hi, &masks[0], &omasks[0], &zero[0])
+	}
+}
+
+func maxPool3x3AVX512(s, nc int, in []float32, inStride int, out []float32, h, w, oh, ow, padT, nchunks, xoff int, masks, omasks []uint16, ninf []float32) {
+	if nc <= 0 || oh <= 0 || nchunks <= 0 {
+		return
+	}
+	// The caller guarantees that the masked lanes lie inside the rows.
+	_, _, _, _, _ = out[nc*oh*ow-1], in[(nc-1)*inStride+h*w-1], masks[4*nchunks-1], omasks[nchunks-1], ninf[w-1]
+	if s == 1 {
+		maxPool3x3S1AVX512(nc, &in[0], inStride, &out[0], h, w, oh, ow, padT, nchunks, xoff, &masks[0], &omasks[0], &ninf[0])
+	} else {
+		maxPool3x3S2AVX512(nc, &in[0], inStride, &out[0], h, w, oh, ow, padT, nchunks, xoff, &masks[0], &omasks[0], &ninf[0])
 	}
 }
 

@@ -8844,3 +8844,273 @@ DATA dwOddIdx512<>+52(SB)/4, $0x0000001b
 DATA dwOddIdx512<>+56(SB)/4, $0x0000001d
 DATA dwOddIdx512<>+60(SB)/4, $0x0000001f
 GLOBL dwOddIdx512<>(SB), RODATA|NOPTR, $64
+
+// func maxPool3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, masks *uint16, omasks *uint16, ninf *float32)
+// Requires: AVX, AVX512F, CMOV
+TEXT ·maxPool3x3S1AVX512(SB), NOSPLIT, $0-112
+	MOVQ         ninf+104(FP), AX
+	VBROADCASTSS (AX), Z26
+	VBROADCASTSS poolNaN512<>+0(SB), Z27
+	MOVQ         nc+0(FP), BX
+	MOVQ         in+8(FP), DX
+	MOVQ         out+24(FP), R8
+
+maxPool3x3S1AVX512_ch:
+	TESTQ BX, BX
+	JE    maxPool3x3S1AVX512_done
+	MOVQ  padT+64(FP), R10
+	NEGQ  R10
+	MOVQ  oh+48(FP), R11
+
+maxPool3x3S1AVX512_row:
+	TESTQ   R11, R11
+	JE      maxPool3x3S1AVX512_chdone
+	MOVQ    R10, AX
+	MOVQ    AX, R13
+	IMULQ   w+40(FP), R13
+	LEAQ    (DX)(R13*4), R13
+	CMPQ    AX, h+32(FP)
+	CMOVQCC ninf+104(FP), R13
+	MOVQ    R10, AX
+	ADDQ    $0x01, AX
+	MOVQ    AX, R15
+	IMULQ   w+40(FP), R15
+	LEAQ    (DX)(R15*4), R15
+	CMPQ    AX, h+32(FP)
+	CMOVQCC ninf+104(FP), R15
+	MOVQ    R10, AX
+	ADDQ    $0x02, AX
+	MOVQ    AX, R12
+	IMULQ   w+40(FP), R12
+	LEAQ    (DX)(R12*4), R12
+	CMPQ    AX, h+32(FP)
+	CMOVQCC ninf+104(FP), R12
+	MOVQ    nchunks+72(FP), CX
+	MOVQ    xoff+80(FP), SI
+	SHLQ    $0x02, SI
+	MOVQ    masks+88(FP), DI
+	MOVQ    omasks+96(FP), R14
+	MOVQ    R8, R9
+
+maxPool3x3S1AVX512_chunk:
+	VMOVAPS Z26, Z0
+	KXORW   K7, K7, K7
+	KMOVW   (DI), K1
+	KMOVW   2(DI), K2
+	KMOVW   4(DI), K3
+	VMOVAPS Z26, Z3
+	VMOVUPS (R13)(SI*1), K1, Z3
+	VMOVAPS Z26, Z4
+	VMOVUPS 4(R13)(SI*1), K2, Z4
+	VMOVAPS Z26, Z5
+	VMOVUPS 8(R13)(SI*1), K3, Z5
+	VCMPPS  $0x03, Z3, Z3, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z3, Z0, Z0
+	VCMPPS  $0x03, Z4, Z4, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z4, Z0, Z0
+	VCMPPS  $0x03, Z5, Z5, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z5, Z0, Z0
+	VMOVAPS Z26, Z3
+	VMOVUPS (R15)(SI*1), K1, Z3
+	VMOVAPS Z26, Z4
+	VMOVUPS 4(R15)(SI*1), K2, Z4
+	VMOVAPS Z26, Z5
+	VMOVUPS 8(R15)(SI*1), K3, Z5
+	VCMPPS  $0x03, Z3, Z3, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z3, Z0, Z0
+	VCMPPS  $0x03, Z4, Z4, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z4, Z0, Z0
+	VCMPPS  $0x03, Z5, Z5, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z5, Z0, Z0
+	VMOVAPS Z26, Z3
+	VMOVUPS (R12)(SI*1), K1, Z3
+	VMOVAPS Z26, Z4
+	VMOVUPS 4(R12)(SI*1), K2, Z4
+	VMOVAPS Z26, Z5
+	VMOVUPS 8(R12)(SI*1), K3, Z5
+	VCMPPS  $0x03, Z3, Z3, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z3, Z0, Z0
+	VCMPPS  $0x03, Z4, Z4, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z4, Z0, Z0
+	VCMPPS  $0x03, Z5, Z5, K6
+	KORW    K6, K7, K7
+	VMAXPS  Z5, Z0, Z0
+	VMOVAPS Z27, K7, Z0
+	KMOVW   (R14), K5
+	VMOVUPS Z0, K5, (R9)
+	ADDQ    $0x40, R9
+	ADDQ    $0x40, SI
+	ADDQ    $0x08, DI
+	ADDQ    $0x02, R14
+	DECQ    CX
+	JNZ     maxPool3x3S1AVX512_chunk
+	MOVQ    ow+56(FP), AX
+	LEAQ    (R8)(AX*4), R8
+	ADDQ    $0x01, R10
+	DECQ    R11
+	JMP     maxPool3x3S1AVX512_row
+
+maxPool3x3S1AVX512_chdone:
+	MOVQ inStride+16(FP), AX
+	LEAQ (DX)(AX*4), DX
+	DECQ BX
+	JMP  maxPool3x3S1AVX512_ch
+
+maxPool3x3S1AVX512_done:
+	VZEROUPPER
+	RET
+
+DATA poolNaN512<>+0(SB)/4, $0x7fc00000
+GLOBL poolNaN512<>(SB), RODATA|NOPTR, $4
+
+// func maxPool3x3S2AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, masks *uint16, omasks *uint16, ninf *float32)
+// Requires: AVX, AVX512F, CMOV
+TEXT ·maxPool3x3S2AVX512(SB), NOSPLIT, $0-112
+	MOVQ         ninf+104(FP), AX
+	VBROADCASTSS (AX), Z26
+	VBROADCASTSS poolNaN512<>+0(SB), Z27
+	VMOVUPS      dwEvenIdx512<>+0(SB), Z28
+	VMOVUPS      dwOddIdx512<>+0(SB), Z29
+	MOVQ         nc+0(FP), BX
+	MOVQ         in+8(FP), DX
+	MOVQ         out+24(FP), R8
+
+maxPool3x3S2AVX512_ch:
+	TESTQ BX, BX
+	JE    maxPool3x3S2AVX512_done
+	MOVQ  padT+64(FP), R10
+	NEGQ  R10
+	MOVQ  oh+48(FP), R11
+
+maxPool3x3S2AVX512_row:
+	TESTQ   R11, R11
+	JE      maxPool3x3S2AVX512_chdone
+	MOVQ    R10, AX
+	MOVQ    AX, R13
+	IMULQ   w+40(FP), R13
+	LEAQ    (DX)(R13*4), R13
+	CMPQ    AX, h+32(FP)
+	CMOVQCC ninf+104(FP), R13
+	MOVQ    R10, AX
+	ADDQ    $0x01, AX
+	MOVQ    AX, R15
+	IMULQ   w+40(FP), R15
+	LEAQ    (DX)(R15*4), R15
+	CMPQ    AX, h+32(FP)
+	CMOVQCC ninf+104(FP), R15
+	MOVQ    R10, AX
+	ADDQ    $0x02, AX
+	MOVQ    AX, R12
+	IMULQ   w+40(FP), R12
+	LEAQ    (DX)(R12*4), R12
+	CMPQ    AX, h+32(FP)
+	CMOVQCC ninf+104(FP), R12
+	MOVQ    nchunks+72(FP), CX
+	MOVQ    xoff+80(FP), SI
+	SHLQ    $0x02, SI
+	MOVQ    masks+88(FP), DI
+	MOVQ    omasks+96(FP), R14
+	MOVQ    R8, R9
+
+maxPool3x3S2AVX512_chunk:
+	VMOVAPS   Z26, Z0
+	KXORW     K7, K7, K7
+	KMOVW     (DI), K1
+	KMOVW     2(DI), K2
+	KMOVW     4(DI), K3
+	KMOVW     6(DI), K4
+	VMOVAPS   Z26, Z3
+	VMOVAPS   Z26, Z4
+	VMOVAPS   Z26, Z6
+	VMOVAPS   Z26, Z7
+	VMOVUPS   (R13)(SI*1), K1, Z3
+	VMOVUPS   64(R13)(SI*1), K2, Z4
+	VMOVUPS   8(R13)(SI*1), K3, Z6
+	VMOVUPS   72(R13)(SI*1), K4, Z7
+	VMOVAPS   Z3, Z5
+	VPERMT2PS Z4, Z28, Z3
+	VPERMT2PS Z4, Z29, Z5
+	VPERMT2PS Z7, Z28, Z6
+	VCMPPS    $0x03, Z3, Z3, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z3, Z0, Z0
+	VCMPPS    $0x03, Z5, Z5, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z5, Z0, Z0
+	VCMPPS    $0x03, Z6, Z6, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z6, Z0, Z0
+	VMOVAPS   Z26, Z3
+	VMOVAPS   Z26, Z4
+	VMOVAPS   Z26, Z6
+	VMOVAPS   Z26, Z7
+	VMOVUPS   (R15)(SI*1), K1, Z3
+	VMOVUPS   64(R15)(SI*1), K2, Z4
+	VMOVUPS   8(R15)(SI*1), K3, Z6
+	VMOVUPS   72(R15)(SI*1), K4, Z7
+	VMOVAPS   Z3, Z5
+	VPERMT2PS Z4, Z28, Z3
+	VPERMT2PS Z4, Z29, Z5
+	VPERMT2PS Z7, Z28, Z6
+	VCMPPS    $0x03, Z3, Z3, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z3, Z0, Z0
+	VCMPPS    $0x03, Z5, Z5, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z5, Z0, Z0
+	VCMPPS    $0x03, Z6, Z6, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z6, Z0, Z0
+	VMOVAPS   Z26, Z3
+	VMOVAPS   Z26, Z4
+	VMOVAPS   Z26, Z6
+	VMOVAPS   Z26, Z7
+	VMOVUPS   (R12)(SI*1), K1, Z3
+	VMOVUPS   64(R12)(SI*1), K2, Z4
+	VMOVUPS   8(R12)(SI*1), K3, Z6
+	VMOVUPS   72(R12)(SI*1), K4, Z7
+	VMOVAPS   Z3, Z5
+	VPERMT2PS Z4, Z28, Z3
+	VPERMT2PS Z4, Z29, Z5
+	VPERMT2PS Z7, Z28, Z6
+	VCMPPS    $0x03, Z3, Z3, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z3, Z0, Z0
+	VCMPPS    $0x03, Z5, Z5, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z5, Z0, Z0
+	VCMPPS    $0x03, Z6, Z6, K6
+	KORW      K6, K7, K7
+	VMAXPS    Z6, Z0, Z0
+	VMOVAPS   Z27, K7, Z0
+	KMOVW     (R14), K5
+	VMOVUPS   Z0, K5, (R9)
+	ADDQ      $0x40, R9
+	ADDQ      $0x80, SI
+	ADDQ      $0x08, DI
+	ADDQ      $0x02, R14
+	DECQ      CX
+	JNZ       maxPool3x3S2AVX512_chunk
+	MOVQ      ow+56(FP), AX
+	LEAQ      (R8)(AX*4), R8
+	ADDQ      $0x02, R10
+	DECQ      R11
+	JMP       maxPool3x3S2AVX512_row
+
+maxPool3x3S2AVX512_chdone:
+	MOVQ inStride+16(FP), AX
+	LEAQ (DX)(AX*4), DX
+	DECQ BX
+	JMP  maxPool3x3S2AVX512_ch
+
+maxPool3x3S2AVX512_done:
+	VZEROUPPER
+	RET

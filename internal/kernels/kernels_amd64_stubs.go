@@ -167,3 +167,11 @@ func dw3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, w int
 // dw3x3S2AVX512 computes nc channels of a 3x3 stride-2 depthwise convolution
 // straight from the unpadded input, see dw3x3512.
 func dw3x3S2AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, wt *float32, bias *float32, lo float32, hi float32, masks *uint16, omasks *uint16, zero *float32)
+
+// maxPool3x3S1AVX512 max-pools nc planes with a 3x3 window and stride 1
+// straight from the unpadded input, see maxPool3x3512.
+func maxPool3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, masks *uint16, omasks *uint16, ninf *float32)
+
+// maxPool3x3S2AVX512 max-pools nc planes with a 3x3 window and stride 2
+// straight from the unpadded input, see maxPool3x3512.
+func maxPool3x3S2AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, masks *uint16, omasks *uint16, ninf *float32)

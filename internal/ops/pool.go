@@ -151,6 +151,17 @@ func (k *poolKernel) Run(p *kernels.Pool, in, out []*tensor.Tensor) error {
 		return err
 	}
 	x, y := in[0].F, out[0].F
+	w := k.w
+	if k.isMax && w.kh == 3 && w.kw == 3 && w.sh == w.sw && w.dh == 1 && w.dw == 1 {
+		// Try the direct vector kernel on the first plane; it declines
+		// geometries (and kernel sets) it does not handle.
+		if kernels.MaxPool3x3(w.sh, 1, x, w.inH, w.inW, y, w.outH, w.outW, w.pt, w.pl) {
+			splitItems(p, k.planes-1, k.outPlane*9, func(lo, hi int) {
+				kernels.MaxPool3x3(w.sh, hi-lo, x[(lo+1)*k.inPlane:], w.inH, w.inW, y[(lo+1)*k.outPlane:], w.outH, w.outW, w.pt, w.pl)
+			})
+			return nil
+		}
+	}
 	splitItems(p, k.planes, k.outPlane*k.w.kh*k.w.kw, func(lo, hi int) {
 		tmp := make([]float32, k.w.inW)
 		for pl := lo; pl < hi; pl++ {

@@ -320,14 +320,7 @@ func dw3x3512(s int) {
 	VBROADCASTSS(paramAddr("hi"), zhi)
 	zeven, zodd := reg.Z28, reg.Z29
 	if s == 2 {
-		even := GLOBL("dwEvenIdx512", RODATA|NOPTR)
-		for i := 0; i < 16; i++ {
-			DATA(4*i, U32(2*i))
-		}
-		odd := GLOBL("dwOddIdx512", RODATA|NOPTR)
-		for i := 0; i < 16; i++ {
-			DATA(4*i, U32(2*i+1))
-		}
+		even, odd := deinterleaveIdx512()
 		VMOVUPS(even, zeven)
 		VMOVUPS(odd, zodd)
 	}
@@ -425,6 +418,154 @@ func dw3x3512(s int) {
 	DECQ(chunk)
 	JNZ(LabelRef(name + "_chunk"))
 	// Next output row.
+	Load(Param("ow"), reg.RAX)
+	LEAQ(Mem{Base: out, Index: reg.RAX, Scale: 4}, out)
+	ADDQ(Imm(uint64(s)), iy0)
+	DECQ(ny)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_chdone")
+	Load(Param("inStride"), reg.RAX)
+	LEAQ(Mem{Base: base, Index: reg.RAX, Scale: 4}, base)
+	DECQ(nc)
+	JMP(LabelRef(name + "_ch"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+var evenIdx512, oddIdx512, nanConst512 *Mem
+
+// deinterleaveIdx512 returns the VPERMT2PS index vectors that pick the even
+// and the odd floats of a 32-float pair of registers (defined once).
+func deinterleaveIdx512() (even, odd Mem) {
+	if evenIdx512 == nil {
+		e := GLOBL("dwEvenIdx512", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			DATA(4*i, U32(2*i))
+		}
+		o := GLOBL("dwOddIdx512", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			DATA(4*i, U32(2*i+1))
+		}
+		evenIdx512, oddIdx512 = &e, &o
+	}
+	return *evenIdx512, *oddIdx512
+}
+
+// maxPool3x3512 generates the AVX-512 3×3 max-pooling kernel for stride s
+// (1 or 2), laid out like dw3x3512: nc planes (input plane i at
+// in + i*inStride floats, output planes contiguous), oh output rows of
+// nchunks chunks of 16 outputs. Output row y reads input rows y*s - padT +
+// ky, or the row ninf (all -Inf) when outside [0, h); chunk c loads at float
+// offset xoff + 16*s*c under masks[4c..4c+3] with merge masking into -Inf,
+// so padding never wins. A NaN anywhere in a window makes its output NaN
+// (VMAXPS alone would drop it): every tap's NaN lanes are collected in K7.
+func maxPool3x3512(s int) {
+	name := fmt.Sprintf("maxPool3x3S%dAVX512", s)
+	TEXT(name, NOSPLIT, "func(nc int, in *float32, inStride int, out *float32, h, w, oh, ow, padT, nchunks, xoff int, masks, omasks *uint16, ninf *float32)")
+	Doc(fmt.Sprintf("%s max-pools nc planes with a 3x3 window and stride %d", name, s),
+		"straight from the unpadded input, see maxPool3x3512.")
+	zninf, znan := reg.Z26, reg.Z27
+	Load(Param("ninf"), reg.RAX)
+	VBROADCASTSS(Mem{Base: reg.RAX}, zninf)
+	if nanConst512 == nil {
+		c := GLOBL("poolNaN512", RODATA|NOPTR)
+		DATA(0, U32(0x7fc00000))
+		nanConst512 = &c
+	}
+	VBROADCASTSS(*nanConst512, znan)
+	zeven, zodd := reg.Z28, reg.Z29
+	if s == 2 {
+		even, odd := deinterleaveIdx512()
+		VMOVUPS(even, zeven)
+		VMOVUPS(odd, zodd)
+	}
+	nc := Load(Param("nc"), reg.RBX)
+	base := Load(Param("in"), reg.RDX)
+	out := Load(Param("out"), reg.R8)
+	rows := []reg.GPPhysical{reg.R13, reg.R15, reg.R12}
+	iy0, ny := reg.R10, reg.R11
+	chunk, xo, mk, omk, po := reg.RCX, reg.RSI, reg.RDI, reg.R14, reg.R9
+
+	Label(name + "_ch")
+	TESTQ(nc, nc)
+	JE(LabelRef(name + "_done"))
+	Load(Param("padT"), iy0)
+	NEGQ(iy0)
+	Load(Param("oh"), ny)
+
+	Label(name + "_row")
+	TESTQ(ny, ny)
+	JE(LabelRef(name + "_chdone"))
+	for ky, r := range rows {
+		MOVQ(iy0, reg.RAX)
+		if ky > 0 {
+			ADDQ(Imm(uint64(ky)), reg.RAX)
+		}
+		MOVQ(reg.RAX, r)
+		IMULQ(paramAddr("w"), r)
+		LEAQ(Mem{Base: base, Index: r, Scale: 4}, r)
+		CMPQ(reg.RAX, paramAddr("h"))
+		CMOVQCC(paramAddr("ninf"), r) // iy < 0 or iy >= h (unsigned)
+	}
+	Load(Param("nchunks"), chunk)
+	Load(Param("xoff"), xo)
+	SHLQ(Imm(2), xo)
+	Load(Param("masks"), mk)
+	Load(Param("omasks"), omk)
+	MOVQ(out, po)
+	Label(name + "_chunk")
+	acc := reg.Z0
+	VMOVAPS(zninf, acc)
+	KXORW(reg.K7, reg.K7, reg.K7)
+	KMOVW(Mem{Base: mk}, reg.K1)
+	KMOVW(Mem{Base: mk, Disp: 2}, reg.K2)
+	KMOVW(Mem{Base: mk, Disp: 4}, reg.K3)
+	if s == 2 {
+		KMOVW(Mem{Base: mk, Disp: 6}, reg.K4)
+	}
+	tap := func(t reg.VecPhysical) {
+		VCMPPS(Imm(3), t, t, reg.K6) // unordered: NaN lanes
+		KORW(reg.K6, reg.K7, reg.K7)
+		VMAXPS(t, acc, acc)
+	}
+	for ky := 0; ky < 3; ky++ {
+		m := func(d int) Mem { return Mem{Base: rows[ky], Index: xo, Scale: 1, Disp: d} }
+		if s == 1 {
+			t := []reg.VecPhysical{reg.Z3, reg.Z4, reg.Z5}
+			for kx, k := range []reg.OpmaskPhysical{reg.K1, reg.K2, reg.K3} {
+				VMOVAPS(zninf, t[kx])
+				VMOVUPS(m(4*kx), k, t[kx])
+			}
+			for kx := range t {
+				tap(t[kx])
+			}
+		} else {
+			for _, z := range []reg.VecPhysical{reg.Z3, reg.Z4, reg.Z6, reg.Z7} {
+				VMOVAPS(zninf, z)
+			}
+			VMOVUPS(m(0), reg.K1, reg.Z3)
+			VMOVUPS(m(64), reg.K2, reg.Z4)
+			VMOVUPS(m(8), reg.K3, reg.Z6)
+			VMOVUPS(m(72), reg.K4, reg.Z7)
+			VMOVAPS(reg.Z3, reg.Z5)
+			VPERMT2PS(reg.Z4, zeven, reg.Z3) // kx = 0
+			VPERMT2PS(reg.Z4, zodd, reg.Z5)  // kx = 1
+			VPERMT2PS(reg.Z7, zeven, reg.Z6) // kx = 2
+			tap(reg.Z3)
+			tap(reg.Z5)
+			tap(reg.Z6)
+		}
+	}
+	VMOVAPS(znan, reg.K7, acc)
+	KMOVW(Mem{Base: omk}, reg.K5)
+	VMOVUPS(acc, reg.K5, Mem{Base: po})
+	ADDQ(Imm(64), po)
+	ADDQ(Imm(uint64(64*s)), xo)
+	ADDQ(Imm(8), mk)
+	ADDQ(Imm(2), omk)
+	DECQ(chunk)
+	JNZ(LabelRef(name + "_chunk"))
 	Load(Param("ow"), reg.RAX)
 	LEAQ(Mem{Base: out, Index: reg.RAX, Scale: 4}, out)
 	ADDQ(Imm(uint64(s)), iy0)

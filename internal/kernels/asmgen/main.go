@@ -37,6 +37,8 @@ func main() {
 	im2col512(2)
 	dw3x3512(1)
 	dw3x3512(2)
+	maxPool3x3512(1)
+	maxPool3x3512(2)
 	Generate()
 }
 
