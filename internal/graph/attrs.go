@@ -5,7 +5,7 @@ import "github.com/iop-edge/iop/internal/tensor"
 // Attribute names the graph passes add to fused operators. They live only in
 // the IR (the ONNX exporter never writes a fused graph).
 const (
-	// FusedActivation on Conv/Gemm names an activation applied to the output:
+	// FusedActivation on Conv/Gemm/Add names an activation applied to the output:
 	// "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh".
 	FusedActivation = "iop.activation"
 	// FusedAlpha and FusedBeta carry the activation's parameters

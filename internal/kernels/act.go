@@ -67,3 +67,19 @@ func (a Act) Apply(x []float32) {
 		}
 	}
 }
+
+// AddAct sets dst[i] = act(a[i] + b[i]) for i < len(dst) (a and b at least
+// as long; dst may alias either): a residual connection with its fused
+// activation in one pass over memory.
+func AddAct(dst, a, b []float32, act Act) {
+	n := len(dst)
+	a, b = a[:n], b[:n]
+	if lo, hi, ok := clampBounds(act); ok && active.addClamp != nil {
+		active.addClamp(n, dst, a, b, lo, hi)
+		return
+	}
+	for i := range dst {
+		dst[i] = a[i] + b[i]
+	}
+	act.Apply(dst)
+}

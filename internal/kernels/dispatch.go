@@ -43,6 +43,9 @@ type kernelSet struct {
 	// the image read ninf (len(ninf) >= w, all -Inf). See asmgen's
 	// maxPool3x3512.
 	maxPool3x3 func(s, nc int, in []float32, inStride int, out []float32, h, w, oh, ow, padT, nchunks, xoff int, masks, omasks []uint16, ninf []float32)
+	// addClamp, if not nil, sets dst[i] = min(max(a[i]+b[i], lo), hi) for
+	// i < n (NaN sums stay NaN).
+	addClamp func(n int, dst, a, b []float32, lo, hi float32)
 	// copyRows sets dst[r*dstStride+c] = src[r*srcStride+stride*c] for r < n
 	// and c < nr; stride is 1 or 2.
 	copyRows func(n int, dst []float32, dstStride int, src []float32, srcStride, stride int)

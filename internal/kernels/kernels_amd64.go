@@ -33,6 +33,7 @@ func archKernelSets() []*kernelSet {
 		im2col:     im2colAVX512,
 		dwDirect:   dwDirectAVX512,
 		maxPool3x3: maxPool3x3AVX512,
+		addClamp:   addClampAVX512,
 		peak:       peakFMA512, peakFlops: 24 * 32,
 	}
 	return []*kernelSet{avx512, avx2}
@@ -107,6 +108,14 @@ func maxPool3x3AVX512(s, nc int, in []float32, inStride int, out []float32, h, w
 	} else {
 		maxPool3x3S2AVX512(nc, &in[0], inStride, &out[0], h, w, oh, ow, padT, nchunks, xoff, &masks[0], &omasks[0], &ninf[0])
 	}
+}
+
+func addClampAVX512(n int, dst, a, b []float32, lo, hi float32) {
+	if n <= 0 {
+		return
+	}
+	_, _, _ = dst[n-1], a[n-1], b[n-1]
+	addClamp512(n, &dst[0], &a[0], &b[0], lo, hi)
 }
 
 func copyRows32AVX2(n int, dst []float32, dstStride int, src []float32, srcStride, stride int) {

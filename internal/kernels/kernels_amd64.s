@@ -9114,3 +9114,74 @@ maxPool3x3S2AVX512_chdone:
 maxPool3x3S2AVX512_done:
 	VZEROUPPER
 	RET
+
+// func addClamp512(n int, dst *float32, a *float32, b *float32, lo float32, hi float32)
+// Requires: AVX, AVX512F
+TEXT ·addClamp512(SB), NOSPLIT, $0-40
+	MOVQ         n+0(FP), CX
+	MOVQ         dst+8(FP), DI
+	MOVQ         a+16(FP), SI
+	MOVQ         b+24(FP), DX
+	VBROADCASTSS lo+32(FP), Z30
+	VBROADCASTSS hi+36(FP), Z31
+
+addClamp512_x4:
+	CMPQ    CX, $0x40
+	JL      addClamp512_x1
+	VMOVUPS (SI), Z0
+	VADDPS  (DX), Z0, Z0
+	VMAXPS  Z0, Z30, Z0
+	VMINPS  Z0, Z31, Z0
+	VMOVUPS Z0, (DI)
+	VMOVUPS 64(SI), Z1
+	VADDPS  64(DX), Z1, Z1
+	VMAXPS  Z1, Z30, Z1
+	VMINPS  Z1, Z31, Z1
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS 128(SI), Z2
+	VADDPS  128(DX), Z2, Z2
+	VMAXPS  Z2, Z30, Z2
+	VMINPS  Z2, Z31, Z2
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS 192(SI), Z3
+	VADDPS  192(DX), Z3, Z3
+	VMAXPS  Z3, Z30, Z3
+	VMINPS  Z3, Z31, Z3
+	VMOVUPS Z3, 192(DI)
+	ADDQ    $0x00000100, DI
+	ADDQ    $0x00000100, SI
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x40, CX
+	JMP     addClamp512_x4
+
+addClamp512_x1:
+	CMPQ    CX, $0x10
+	JL      addClamp512_tail
+	VMOVUPS (SI), Z0
+	VADDPS  (DX), Z0, Z0
+	VMAXPS  Z0, Z30, Z0
+	VMINPS  Z0, Z31, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $0x40, DI
+	ADDQ    $0x40, SI
+	ADDQ    $0x40, DX
+	SUBQ    $0x10, CX
+	JMP     addClamp512_x1
+
+addClamp512_tail:
+	TESTQ     CX, CX
+	JE        addClamp512_done
+	MOVL      $0x00000001, AX
+	SHLL      CL, AX
+	DECL      AX
+	KMOVW     AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (DX), K1, Z8
+	VADDPS    Z8, Z0, Z0
+	VMAXPS    Z0, Z30, Z0
+	VMINPS    Z0, Z31, Z0
+	VMOVUPS   Z0, K1, (DI)
+
+addClamp512_done:
+	VZEROUPPER
+	RET

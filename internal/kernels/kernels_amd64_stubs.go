@@ -175,3 +175,6 @@ func maxPool3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, 
 // maxPool3x3S2AVX512 max-pools nc planes with a 3x3 window and stride 2
 // straight from the unpadded input, see maxPool3x3512.
 func maxPool3x3S2AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, masks *uint16, omasks *uint16, ninf *float32)
+
+// addClamp512 sets dst[i] = min(max(a[i]+b[i], lo), hi) for i < n.
+func addClamp512(n int, dst *float32, a *float32, b *float32, lo float32, hi float32)

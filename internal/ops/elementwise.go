@@ -86,6 +86,15 @@ func binaryDef(op binOp, dts ...tensor.DType) *Def {
 			if op == opMod && n.Int("fmod", 0) != 0 {
 				op = opFmod
 			}
+			// An activation fused by passes.FuseActivations (Add+Relu of a
+			// residual connection) runs on each chunk while it is hot.
+			act, err := fusedAct(n)
+			if err != nil {
+				return nil, err
+			}
+			if n.Has(graph.FusedActivation) && (op != opAdd || out[0].DType != tensor.Float32) {
+				return nil, Errorf(n, "a fused activation needs a float32 Add, not %s of %v", n.Op, out[0].DType)
+			}
 			return KernelFunc(func(pool *kernels.Pool, in, out []*tensor.Tensor) error {
 				if err := checkOuts(n, in, out, 2); err != nil {
 					return err
@@ -94,10 +103,20 @@ func binaryDef(op binOp, dts ...tensor.DType) *Def {
 				if b.DType != a.DType { // Pow with a mixed-type exponent
 					b = castTensor(b, a.DType)
 				}
-				switch a.DType {
-				case tensor.Float32:
+				switch {
+				case a.DType == tensor.Float32 && op == opAdd:
+					dst := out[0].F
+					p.each(pool, func(o, n, oa, ob int) {
+						if p.ia == 1 && p.ib == 1 {
+							kernels.AddAct(dst[o:o+n], a.F[oa:], b.F[ob:], act)
+							return
+						}
+						binRow(op, dst[o:o+n], a.F[oa:], b.F[ob:], p.ia, p.ib)
+						act.Apply(dst[o : o+n])
+					})
+				case a.DType == tensor.Float32:
 					binRun(pool, p, op, out[0].F, a.F, b.F)
-				case tensor.Int64:
+				case a.DType == tensor.Int64:
 					binRun(pool, p, op, out[0].I, a.I, b.I)
 				default:
 					return Errorf(n, "unsupported type %v", a.DType)

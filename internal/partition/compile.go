@@ -808,7 +808,7 @@ func (c *compiler) icNode(node *graph.Node, np plan.NodePlan) error {
 		if src == nil {
 			return fmt.Errorf("a P output needs a partial input")
 		}
-		if node.Has(graph.FusedActivation) {
+		if node.Has(graph.FusedActivation) && node.Op != "Add" {
 			return fmt.Errorf("a fused activation cannot stay on a partial sum")
 		}
 		first := firstHolder(src)
@@ -848,6 +848,11 @@ func (c *compiler) icNode(node *graph.Node, np plan.NodePlan) error {
 					ln.Inputs = append(ln.Inputs, name)
 				}
 			}
+			// A fused activation (Add+Relu) is deferred until the partial
+			// sums are summed, as for IC outputs.
+			delete(ln.Attrs, graph.FusedActivation)
+			delete(ln.Attrs, graph.FusedAlpha)
+			delete(ln.Attrs, graph.FusedBeta)
 			if node.Op == "Add" && len(ln.Inputs) == 1 {
 				ln.Op = "Identity"
 			}
@@ -861,6 +866,9 @@ func (c *compiler) icNode(node *graph.Node, np plan.NodePlan) error {
 			}
 			c.emit(d, Step{Kind: Compute, Node: ln, Orig: node.Name})
 			out.name[d], out.box[d] = o, Full(outInfo.Shape)
+		}
+		if node.Has(graph.FusedActivation) {
+			out.act = node
 		}
 	default:
 		return fmt.Errorf("operator %s cannot produce a partial-sum (P) output", node.Op)

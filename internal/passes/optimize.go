@@ -182,13 +182,14 @@ func dropNodes(g *graph.Graph, removed map[*graph.Node]bool) {
 	g.Nodes = kept
 }
 
-// FuseActivations folds an activation node into the Conv or Gemm that alone
-// feeds it, recording it in the graph.FusedActivation attributes.
+// FuseActivations folds an activation node into the Conv, Gemm or float32
+// Add that alone feeds it, recording it in the graph.FusedActivation
+// attributes.
 func FuseActivations(g *graph.Graph) {
 	cons := g.Consumers()
 	removed := map[*graph.Node]bool{}
 	for _, n := range g.Nodes {
-		if (n.Op != "Conv" && n.Op != "Gemm") || n.Has(graph.FusedActivation) || len(n.Outputs) != 1 {
+		if !fusable(g, n) || n.Has(graph.FusedActivation) || len(n.Outputs) != 1 {
 			continue
 		}
 		act := soleConsumer(g, cons, n.Outputs[0])
@@ -207,6 +208,19 @@ func FuseActivations(g *graph.Graph) {
 		removed[act] = true
 	}
 	dropNodes(g, removed)
+}
+
+// fusable reports whether n can absorb the activation that follows it:
+// Conv and Gemm apply it in their kernels' store, a float32 Add (residual
+// connection) on each chunk it has just summed.
+func fusable(g *graph.Graph, n *graph.Node) bool {
+	switch n.Op {
+	case "Conv", "Gemm":
+		return true
+	case "Add":
+		return len(n.Outputs) == 1 && g.Values[n.Outputs[0]].DType == tensor.Float32
+	}
+	return false
 }
 
 // activationParams reports whether act can be fused and its parameters.

@@ -548,8 +548,11 @@ func icCapable(g *graph.Graph, n *graph.Node) bool {
 
 // linearOnPartial reports whether n may be applied to partial sums.
 func linearOnPartial(g *graph.Graph, n *graph.Node) bool {
-	if n.Has(graph.FusedActivation) || len(n.Outputs) != 1 || g.Values[n.Outputs[0]].DType != tensor.Float32 {
+	if len(n.Outputs) != 1 || g.Values[n.Outputs[0]].DType != tensor.Float32 {
 		return false
+	}
+	if n.Has(graph.FusedActivation) { // deferred until summed: Add+Relu only
+		return n.Op == "Add"
 	}
 	switch n.Op {
 	case "Add", "GlobalAveragePool", "Flatten":
@@ -1346,12 +1349,13 @@ func (dp *dpCtx) computeStep(i, oi int, ins []*place) (*stepResult, error) {
 			}
 		}
 		ph := dp.newPhase()
-		outP = &place{box: make([]box, dp.n), owner: make([]box, dp.n), partial: true}
+		outP = &place{box: make([]box, dp.n), owner: make([]box, dp.n), partial: true, act: nd.Has(graph.FusedActivation)}
 		for d := 0; d < dp.n; d++ {
 			if !src.holds(d) {
 				continue
 			}
 			ln := nd.Clone()
+			delete(ln.Attrs, graph.FusedActivation)
 			var lin []ops.Input
 			ln.Inputs = ln.Inputs[:0]
 			for k, in := range nd.Inputs {

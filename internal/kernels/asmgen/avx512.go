@@ -580,3 +580,70 @@ func maxPool3x3512(s int) {
 	VZEROUPPER()
 	RET()
 }
+
+// addClamp512 generates dst[i] = min(max(a[i] + b[i], lo), hi) for i < n:
+// a residual Add with a fused Relu/Clip. 64 floats per iteration, then 16,
+// then a masked tail. A NaN sum stays NaN (the clamp returns its second
+// source when either is NaN).
+func addClamp512() {
+	TEXT("addClamp512", NOSPLIT, "func(n int, dst, a, b *float32, lo, hi float32)")
+	Doc("addClamp512 sets dst[i] = min(max(a[i]+b[i], lo), hi) for i < n.")
+	n, d, pa, pb := reg.RCX, reg.RDI, reg.RSI, reg.RDX
+	Load(Param("n"), n)
+	Load(Param("dst"), d)
+	Load(Param("a"), pa)
+	Load(Param("b"), pb)
+	zlo, zhi := reg.Z30, reg.Z31
+	VBROADCASTSS(paramAddr("lo"), zlo)
+	VBROADCASTSS(paramAddr("hi"), zhi)
+	step := func(off int, z reg.VecPhysical, k reg.OpmaskPhysical) {
+		m := func(base reg.GPPhysical) Mem { return Mem{Base: base, Disp: off} }
+		if k == nil {
+			VMOVUPS(m(pa), z)
+			VADDPS(m(pb), z, z)
+		} else {
+			VMOVUPS_Z(m(pa), k, z)
+			VMOVUPS_Z(m(pb), k, reg.Z8)
+			VADDPS(reg.Z8, z, z)
+		}
+		VMAXPS(z, zlo, z)
+		VMINPS(z, zhi, z)
+		if k == nil {
+			VMOVUPS(z, m(d))
+		} else {
+			VMOVUPS(z, k, m(d))
+		}
+	}
+	Label("addClamp512_x4")
+	CMPQ(n, Imm(64))
+	JL(LabelRef("addClamp512_x1"))
+	for u := 0; u < 4; u++ {
+		step(64*u, zmms[u], nil)
+	}
+	for _, r := range []reg.GPPhysical{d, pa, pb} {
+		ADDQ(U32(256), r)
+	}
+	SUBQ(Imm(64), n)
+	JMP(LabelRef("addClamp512_x4"))
+	Label("addClamp512_x1")
+	CMPQ(n, Imm(16))
+	JL(LabelRef("addClamp512_tail"))
+	step(0, reg.Z0, nil)
+	for _, r := range []reg.GPPhysical{d, pa, pb} {
+		ADDQ(Imm(64), r)
+	}
+	SUBQ(Imm(16), n)
+	JMP(LabelRef("addClamp512_x1"))
+	Label("addClamp512_tail")
+	TESTQ(n, n)
+	JE(LabelRef("addClamp512_done"))
+	// mask of the n (< 16) remaining lanes
+	MOVL(U32(1), reg.EAX)
+	SHLL(reg.CL, reg.EAX)
+	DECL(reg.EAX)
+	KMOVW(reg.EAX, reg.K1)
+	step(0, reg.Z0, reg.K1)
+	Label("addClamp512_done")
+	VZEROUPPER()
+	RET()
+}

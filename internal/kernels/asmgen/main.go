@@ -39,6 +39,7 @@ func main() {
 	dw3x3512(2)
 	maxPool3x3512(1)
 	maxPool3x3512(2)
+	addClamp512()
 	Generate()
 }
 
