@@ -265,12 +265,17 @@ func GCHeadroomBytes(p *partition.Program, live int64, prm Params) int64 {
 }
 
 // AllocBytesPerRequest is what one request allocates on a device (and
-// leaves to the garbage collector): every non-view compute output, every
-// allocated region, every received tensor and every extracted send region.
+// leaves to the garbage collector): the non-view compute outputs and
+// allocated regions outside the arena (graph outputs, non-float tensors),
+// every received tensor and every extracted send region.
 func AllocBytesPerRequest(p *partition.Program) int64 {
 	var b int64
+	arena := partition.PlanArena(p)
 	size := func(name string) int64 {
 		if _, isConst := p.Consts[name]; isConst {
+			return 0
+		}
+		if _, inArena := arena.Buffer[name]; inArena {
 			return 0
 		}
 		v := p.Values[name]
@@ -321,9 +326,12 @@ func PackedWeightBytes(p *partition.Program) int64 {
 	return b
 }
 
-// PeakActivationBytes is the most memory a program's live local tensors
-// (inputs, outputs, received regions, partial sums) take at any step.
+// PeakActivationBytes is the activation memory of a program: its arena
+// (partition.PlanArena: the buffers every computed or allocated float32
+// tensor lives in) plus the most that the tensors outside it (inputs, graph
+// outputs, received and extracted send regions) take at any step.
 func PeakActivationBytes(p *partition.Program) int64 {
+	arena := partition.PlanArena(p)
 	live := map[string]int64{}
 	var cur, peak int64
 	add := func(name string) {
@@ -331,6 +339,10 @@ func PeakActivationBytes(p *partition.Program) int64 {
 			return
 		}
 		if _, isConst := p.Consts[name]; isConst {
+			return
+		}
+		if _, inArena := arena.Buffer[name]; inArena {
+			live[name] = 0
 			return
 		}
 		v := p.Values[name]
@@ -369,7 +381,7 @@ func PeakActivationBytes(p *partition.Program) int64 {
 		}
 		peak = max(peak, cur)
 	}
-	return peak
+	return arena.Bytes() + peak
 }
 
 func isView(op string) bool {

@@ -33,10 +33,14 @@ type Event struct {
 }
 
 // Runner executes one device's program; it holds the prepared kernels.
+// A Runner serves one request at a time: its arena buffers are reused by
+// every Run.
 type Runner struct {
 	prog    *Program
 	kernels []ops.Kernel // per step (nil for non-compute and view steps)
 	views   []bool
+	arena   *Arena
+	buffers [][]float32 // the arena's buffers
 }
 
 // NewRunner prepares every compute step of p.
@@ -61,7 +65,24 @@ func NewRunner(p *Program) (*Runner, error) {
 		}
 		r.kernels[i] = k
 	}
+	r.arena = PlanArena(p)
+	r.buffers = make([][]float32, len(r.arena.Sizes))
+	for i, n := range r.arena.Sizes {
+		r.buffers[i] = make([]float32, n)
+	}
 	return r, nil
+}
+
+// ArenaBytes is the memory of the runner's activation buffers.
+func (r *Runner) ArenaBytes() int64 { return r.arena.Bytes() }
+
+// newTensor returns local tensor name of shape sh: a view of its arena
+// buffer (contents undefined) or, outside the arena, a new zeroed tensor.
+func (r *Runner) newTensor(name string, dt tensor.DType, sh tensor.Shape) (t *tensor.Tensor, fresh bool) {
+	if b, ok := r.arena.Buffer[name]; ok && dt == tensor.Float32 {
+		return &tensor.Tensor{Shape: sh, DType: dt, F: r.buffers[b][:sh.Numel()]}, false
+	}
+	return tensor.New(dt, sh), true
 }
 
 // Program returns the program the runner executes.
@@ -125,7 +146,7 @@ func (r *Runner) Run(ctx context.Context, pool *kernels.Pool, tr Transport, inpu
 					continue
 				}
 				v := p.Values[name]
-				t := tensor.New(v.DType, v.Shape)
+				t, _ := r.newTensor(name, v.DType, v.Shape)
 				vals[name] = t
 				outs = append(outs, t)
 			}
@@ -133,7 +154,11 @@ func (r *Runner) Run(ctx context.Context, pool *kernels.Pool, tr Transport, inpu
 				return nil, events, fmt.Errorf("device %d: %v: %w", p.Device, s.Node, err)
 			}
 		case Alloc:
-			vals[s.Dst] = tensor.New(p.Values[s.Dst].DType, s.Shape)
+			t, fresh := r.newTensor(s.Dst, p.Values[s.Dst].DType, s.Shape)
+			if !fresh {
+				clear(t.F)
+			}
+			vals[s.Dst] = t
 		case Copy:
 			src, err := get(s.Src)
 			if err != nil {
@@ -303,15 +328,38 @@ func (e memEndpoint) Recv(ctx context.Context, peer, tag int) (*tensor.Tensor, e
 // an in-memory transport. It is for tests and quick checks; the real
 // runtime runs each program in its own worker process over TCP.
 func RunInProcess(ctx context.Context, ps *Programs, inputs []*tensor.Tensor, threadsPerDevice int) ([]*tensor.Tensor, error) {
-	parts, err := ps.SplitInputs(inputs)
+	ip, err := NewInProcess(ps)
 	if err != nil {
 		return nil, err
 	}
-	runners := make([]*Runner, len(ps.Devices))
+	return ip.Run(ctx, inputs, threadsPerDevice)
+}
+
+// InProcess holds one Runner per device program, so that several requests
+// run on the same prepared kernels and arenas, as on deployed workers.
+type InProcess struct {
+	ps      *Programs
+	runners []*Runner
+}
+
+// NewInProcess prepares every device program of ps.
+func NewInProcess(ps *Programs) (*InProcess, error) {
+	ip := &InProcess{ps: ps, runners: make([]*Runner, len(ps.Devices))}
 	for d, p := range ps.Devices {
-		if runners[d], err = NewRunner(p); err != nil {
+		var err error
+		if ip.runners[d], err = NewRunner(p); err != nil {
 			return nil, err
 		}
+	}
+	return ip, nil
+}
+
+// Run runs one request (see RunInProcess); calls must not overlap.
+func (ip *InProcess) Run(ctx context.Context, inputs []*tensor.Tensor, threadsPerDevice int) ([]*tensor.Tensor, error) {
+	ps := ip.ps
+	parts, err := ps.SplitInputs(inputs)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -329,7 +377,7 @@ func RunInProcess(ctx context.Context, ps *Programs, inputs []*tensor.Tensor, th
 			defer wg.Done()
 			pool := kernels.NewPool(threadsPerDevice)
 			defer pool.Close()
-			outs[d], _, errs[d] = runners[d].Run(ctx, pool, memEndpoint{t: mt, self: d}, parts[d])
+			outs[d], _, errs[d] = ip.runners[d].Run(ctx, pool, memEndpoint{t: mt, self: d}, parts[d])
 			if errs[d] != nil {
 				cancel()
 			}
