@@ -42,6 +42,7 @@ type runFlags struct {
 	outDir     string
 	asJSON     bool
 	repeat     int
+	warmup     int
 	seed       uint64
 	threads    int
 	emulation  string
@@ -95,6 +96,7 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.StringVar(&rf.outDir, "output-dir", "", "write outputs as output_N.pb TensorProto files into this directory")
 	f.BoolVar(&rf.asJSON, "json", false, "print one JSON object")
 	f.IntVar(&rf.repeat, "repeat", 1, "run K requests and report the median latency")
+	f.IntVar(&rf.warmup, "warmup", 1, "untimed requests after deploying (the first request touches fresh memory); its latency is reported as first_latency_ms")
 	f.Uint64Var(&rf.seed, "seed", 1, "seed of the random input used when a zoo model gets no --input")
 	f.IntVar(&rf.threads, "threads", 0, "kernel threads per worker (0: --local shares the cores, else all cores)")
 	f.StringVar(&rf.emulation, "emulation", "auto", "--local: auto, netns (kernel testbed) or loopback (token bucket)")
@@ -126,6 +128,7 @@ type runReport struct {
 	TLS                bool                       `json:"tls"`
 	LatencyMS          float64                    `json:"latency_ms"`
 	LatenciesMS        []float64                  `json:"latencies_ms"`
+	FirstLatencyMS     float64                    `json:"first_latency_ms,omitempty"`
 	PredictedLatencyMS float64                    `json:"predicted_latency_ms"`
 	Deployed           []string                   `json:"deployed"`
 	DeployMS           float64                    `json:"deploy_ms"`
@@ -152,6 +155,9 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	}
 	if rf.repeat < 1 {
 		return usageError{fmt.Errorf("--repeat must be at least 1")}
+	}
+	if rf.warmup < 0 {
+		return usageError{fmt.Errorf("--warmup must not be negative")}
 	}
 	// The model and the plan.
 	model := arg
@@ -269,10 +275,10 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	if err != nil {
 		return err
 	}
-	// The measured peak is that of the last of --repeat requests after a
-	// fresh deployment: the garbage the workers can hold is bounded by what
-	// that many requests allocate (cost.Params.Requests).
-	pr.Params.Requests = rf.repeat
+	// The measured peak is that of the last of --warmup + --repeat requests
+	// after a fresh deployment: the garbage the workers can hold is bounded
+	// by what that many requests allocate (cost.Params.Requests).
+	pr.Params.Requests = rf.warmup + rf.repeat
 	var p *plan.Plan
 	if loaded != nil {
 		if err := planner.Validate(loaded, pr); err != nil {
@@ -319,6 +325,15 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	}
 	for _, d := range ds.Deployed {
 		rep.Deployed = append(rep.Deployed, names[d])
+	}
+	for k := 0; k < rf.warmup; k++ {
+		r, err := co.Run(ctx, ins)
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			rep.FirstLatencyMS = float64(r.Latency.Microseconds()) / 1e3
+		}
 	}
 	var res *coordinator.Result
 	for k := 0; k < rf.repeat; k++ {
@@ -410,6 +425,9 @@ func printRun(w io.Writer, r runReport, spec *cluster.Spec, nodes bool) {
 		for _, c := range r.Top5 {
 			fmt.Fprintf(w, "  class %4d  score %9.4f  p=%.4f\n", c.Class, c.Score, c.Prob)
 		}
+	}
+	if r.FirstLatencyMS > 0 {
+		fmt.Fprintf(w, "first request (warm-up, untimed) %.2f ms\n", r.FirstLatencyMS)
 	}
 	if len(r.LatenciesMS) > 1 {
 		fmt.Fprintf(w, "latency %.2f ms (median of %d), predicted %.2f ms\n", r.LatencyMS, len(r.LatenciesMS), r.PredictedLatencyMS)

@@ -391,6 +391,10 @@ func (cs *coordSession) deploy(d *Deploy) error {
 	s.mu.Lock()
 	s.dep = dep
 	s.mu.Unlock()
+	// Collect what deploying left behind (decoded messages, the previous
+	// deployment) now, so the first requests do not pay for it; requests
+	// themselves allocate little (the runner's arena is reused).
+	debug.FreeOSMemory()
 	slog.Info("deployed", "worker", s.opt.Name, "device", d.Device, "plan", d.PlanHash, "weights", weights)
 	return c.WriteControl(0, Reply{Type: "deployed", Status: s.status()})
 }
