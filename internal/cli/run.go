@@ -10,9 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -27,7 +25,6 @@ import (
 	"github.com/iop-edge/iop/internal/planner"
 	"github.com/iop-edge/iop/internal/profile"
 	"github.com/iop-edge/iop/internal/tensor"
-	"github.com/iop-edge/iop/internal/testbed"
 	"github.com/iop-edge/iop/internal/transport"
 	"github.com/iop-edge/iop/internal/worker"
 	"github.com/iop-edge/iop/internal/zoo"
@@ -106,7 +103,7 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.DurationVar(&rf.meshTO, "mesh-timeout", 10*time.Second, "bound on the workers connecting to each other")
 	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
 	f.StringVar(&rf.trace, "trace", "", "write the last request's per-device traces (every step: start, end, bytes) and the predicted timeline as JSON to this file")
-	f.DurationVar(&rf.cpuPeriod, "cpu-period", 0, "--local on the testbed with --cpu-quota: the CFS period of the quota (0: the testbed's 100ms). A short period (10ms) makes a worker a steadily slower device instead of a full-speed one that stalls for the rest of each period once its quota is spent")
+	f.DurationVar(&rf.cpuPeriod, "cpu-period", 0, "--local on the testbed with --cpu-quota: the CFS period of the quota (0: 2ms, or 1ms/quota when longer). A short period makes a worker a steadily slower device instead of a full-speed one that stalls for the rest of each period once its quota is spent")
 	f.BoolVar(&rf.profile, "profile", false, "--local: profile the started workers (operator speed inside their CPU quota, link goodput and latency through the emulated links) and plan with the measured spec")
 	f.StringVar(&rf.profCache, "profile-cache", "", "--local --profile: read the measured spec from this file if it exists, else write it there (same --local N, --cpu-quota and --bandwidth only)")
 	f.DurationVar(&rf.profBudget, "profile-budget", 0, "--profile: operator-speed measuring time per device (0: iop profile's default)")
@@ -221,7 +218,7 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 			opt.Threads = max(1, runtime.NumCPU()/rf.local)
 		}
 		lc := coordinator.LocalConfig{N: rf.local, Mode: rf.emulation, Bandwidth: float64(spec.Link.Bandwidth),
-			LatencyMS: spec.Link.LatencyMS, CPUQuota: rf.cpuQuota, Names: names, LogLevel: logLevelOf(cmd)}
+			LatencyMS: spec.Link.LatencyMS, CPUQuota: rf.cpuQuota, CPUPeriod: rf.cpuPeriod, Names: names, LogLevel: logLevelOf(cmd)}
 		for _, d := range spec.Devices {
 			lc.MemoryLimits = append(lc.MemoryLimits, int64(d.Memory))
 		}
@@ -244,11 +241,6 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 		}
 		defer local.Stop()
 		addrs, emulation, opt.Dial = local.Addrs, local.Emulation, local.Dial
-		if rf.cpuPeriod > 0 && rf.cpuQuota > 0 && emulation == coordinator.EmulationNetns {
-			if err := setCPUPeriod(rf.cpuPeriod, rf.cpuQuota); err != nil {
-				return err
-			}
-		}
 		opt.Shaping = worker.Shaping{Rate: local.Bandwidth, LatencyMS: local.LatencyMS}
 		if rf.profile {
 			emuBW = spec.Link.Bandwidth
@@ -512,30 +504,3 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 	return out, nil
 }
 
-// setCPUPeriod sets the CFS period of the local testbed's CPU quotas (the
-// bed coordinator.StartLocal made for this process, prefix "run<pid>"):
-// quota = fraction × period per device.
-func setCPUPeriod(period time.Duration, fraction float64) error {
-	us := period.Microseconds()
-	if us < 1000 || us > 1000000 {
-		return usageError{fmt.Errorf("--cpu-period must be between 1ms and 1s")}
-	}
-	bed, err := testbed.Load("run" + strconv.Itoa(os.Getpid()%1000000))
-	if err != nil {
-		return fmt.Errorf("--cpu-period: %w", err)
-	}
-	for _, d := range bed.Devices {
-		if d.CPUCgroup == "" {
-			continue
-		}
-		q := max(1000, int64(fraction*float64(us)))
-		// Lower the quota first when shortening (quota may exceed period,
-		// but keep the pair valid at every step), then the period.
-		for _, kv := range [][2]string{{"cpu.cfs_quota_us", strconv.FormatInt(q, 10)}, {"cpu.cfs_period_us", strconv.FormatInt(us, 10)}, {"cpu.cfs_quota_us", strconv.FormatInt(q, 10)}} {
-			if err := os.WriteFile(filepath.Join(d.CPUCgroup, kv[0]), []byte(kv[1]), 0o644); err != nil {
-				return fmt.Errorf("--cpu-period: %s: %w", d.Name, err)
-			}
-		}
-	}
-	return nil
-}

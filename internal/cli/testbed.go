@@ -40,6 +40,7 @@ func newTestbedUpCmd() *cobra.Command {
 		prefix, writeCluster     string
 		subnet, port             int
 		noHostLink               bool
+		cpuPeriod                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -48,7 +49,7 @@ func newTestbedUpCmd() *cobra.Command {
   iop testbed up --devices 3 --bandwidth 50Mbps --cpu-quota 1,0.5,0.25 --prefix hetero`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := testbed.Config{Devices: devices, LatencyMS: latency, Prefix: prefix, Subnet: subnet, HostLink: !noHostLink}
+			c := testbed.Config{Devices: devices, LatencyMS: latency, Prefix: prefix, Subnet: subnet, HostLink: !noHostLink, CPUPeriod: cpuPeriod}
 			bws, err := parseList(bandwidth, devices, func(s string) (float64, error) {
 				if s == "0" || s == "none" {
 					return 0, nil
@@ -106,6 +107,7 @@ func newTestbedUpCmd() *cobra.Command {
 	f.StringVar(&bandwidth, "bandwidth", "100Mbps", "link rate of each device, e.g. 100Mbps, 12.5MB/s, 0 for unshaped; a comma list gives one per device")
 	f.Float64Var(&latency, "latency", 0, "per-message latency in ms (recorded for workers and the cost model; the kernel does not apply it)")
 	f.StringVar(&cpuQuota, "cpu-quota", "0", "CPU quota as a fraction of one core (0: none); a comma list gives one per device")
+	f.DurationVar(&cpuPeriod, "cpu-period", 0, "CFS period of the CPU quotas (0: 2ms, or 1ms/quota when longer, so a device runs steadily slower rather than in stalled bursts)")
 	f.StringVar(&mem, "memory", "0", "memory limit, e.g. 512MiB (0: none); a comma list gives one per device")
 	f.StringVar(&prefix, "prefix", testbed.DefaultPrefix, "name prefix (lower-case letters and digits) so several beds can coexist")
 	f.IntVar(&subnet, "subnet", 0, "use 10.N.0.0/24 (0: pick a free one)")
@@ -187,7 +189,7 @@ func printBed(out io.Writer, b *testbed.Bed) {
 			link = cluster.Bandwidth(d.Bandwidth).String()
 		}
 		if d.CPUQuota > 0 {
-			cpu = fmt.Sprintf("%g core", d.CPUQuota)
+			cpu = fmt.Sprintf("%g core / %gms", d.CPUQuota, float64(d.CPUPeriodUS)/1000)
 		}
 		if d.Memory > 0 {
 			mem = bedBytes(d.Memory)

@@ -43,6 +43,8 @@ type LocalConfig struct {
 	LatencyMS float64
 	// CPUQuota limits each device to this fraction of a core (testbed only).
 	CPUQuota float64
+	// CPUPeriod is the CFS period of the quota (0: testbed.DefaultCPUPeriod).
+	CPUPeriod time.Duration
 	// MemoryLimits per device in bytes (0: none): the worker's
 	// --memory-limit and, on the testbed, its cgroup limit.
 	MemoryLimits []int64
@@ -146,6 +148,7 @@ func (l *Local) upBed(ctx context.Context) error {
 		Prefix: "run" + strconv.Itoa(os.Getpid()%1000000)}
 	cfg.Bandwidth = l.cfg.Bandwidth
 	cfg.CPUQuota = l.cfg.CPUQuota
+	cfg.CPUPeriod = l.cfg.CPUPeriod
 	for i := 0; i < l.cfg.N; i++ {
 		var lim testbed.Limits
 		if i < len(l.cfg.MemoryLimits) && l.cfg.MemoryLimits[i] > 0 {

@@ -39,6 +39,21 @@ const StateDir = "/run/iop-testbed"
 // DefaultPrefix is the prefix used when Config.Prefix is empty.
 const DefaultPrefix = "tb"
 
+// DefaultCPUPeriod is the CFS period used for a CPU quota when the Config
+// gives none: 2 ms, or longer when the quota per period would fall below
+// the kernel's 1 ms minimum. Measured on the validation testbed
+// (docs/VALIDATION.md): with the kernel's usual 100 ms a 0.45-core device
+// ran a 20 ms request in 20 or 80 ms depending on where the stall fell;
+// 10 ms still left single steps 2–6× slower than the device's profiled
+// speed; 2.5 ms brought single-device runs within 10–15 % of it.
+func DefaultCPUPeriod(quota float64) time.Duration {
+	p := 2 * time.Millisecond
+	if quota > 0 && quota < 0.5 {
+		p = time.Duration(float64(time.Millisecond)/quota) + 1
+	}
+	return min(p, time.Second)
+}
+
 // Limits are one device's emulated resources. Zero values mean "none" in
 // Config and "inherit Config's value" in Config.PerDevice.
 type Limits struct {
@@ -58,6 +73,11 @@ type Config struct {
 	// Devices is the number of devices (1–200).
 	Devices int `json:"devices"`
 	Limits
+	// CPUPeriod is the CFS period of the CPU quotas (0: DefaultCPUPeriod
+	// of each device's quota). A worker may use quota × period of CPU time
+	// per period and then waits for the next one: a long period makes a
+	// full-speed device that stalls, a short one a steadily slower device.
+	CPUPeriod time.Duration `json:"cpu_period,omitempty"`
 	// LatencyMS is the per-message latency to emulate. It is recorded,
 	// not applied by the kernel (no netem): pass it to the shaper.
 	LatencyMS float64 `json:"latency_ms,omitempty"`
@@ -139,6 +159,9 @@ func (c *Config) validate() error {
 	if c.LatencyMS < 0 {
 		return fmt.Errorf("testbed: negative latency")
 	}
+	if c.CPUPeriod != 0 && (c.CPUPeriod < time.Millisecond || c.CPUPeriod > time.Second) {
+		return fmt.Errorf("testbed: CPU period %v, want 1ms–1s", c.CPUPeriod)
+	}
 	return nil
 }
 
@@ -152,6 +175,9 @@ type Device struct {
 	Addr string `json:"addr"`
 	// Limits are the device's effective limits.
 	Limits
+	// CPUPeriodUS is the CFS period of the device's CPU quota in
+	// microseconds (0 without a quota).
+	CPUPeriodUS int64 `json:"cpu_period_us,omitempty"`
 	// CPUCgroup and MemoryCgroup are the device's cgroup directories.
 	CPUCgroup    string `json:"cpu_cgroup"`
 	MemoryCgroup string `json:"memory_cgroup"`

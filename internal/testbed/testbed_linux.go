@@ -30,8 +30,6 @@ const (
 	netnsDir   = "/run/netns"
 )
 
-// cfsPeriod is the CFS period used for CPU quotas, in microseconds.
-const cfsPeriod = 100000
 
 // Available reports whether the testbed can run here: root, `ip` and `tc`
 // on PATH, and cgroup v1 cpu and memory hierarchies.
@@ -97,6 +95,13 @@ func Up(ctx context.Context, c Config) (*Bed, error) {
 			CPUCgroup:    filepath.Join(cpuRoot, "iop-"+p, name),
 			MemoryCgroup: filepath.Join(memoryRoot, "iop-"+p, name),
 		})
+		if d := &b.Devices[i]; d.CPUQuota > 0 {
+			per := c.CPUPeriod
+			if per == 0 {
+				per = DefaultCPUPeriod(d.CPUQuota)
+			}
+			d.CPUPeriodUS = per.Microseconds()
+		}
 	}
 	if c.HostLink {
 		b.HostAddr = fmt.Sprintf("10.%d.0.254", c.Subnet)
@@ -190,12 +195,14 @@ func (d *Device) makeCgroups() error {
 		}
 	}
 	if d.CPUQuota > 0 {
-		if err := writeFile(filepath.Join(d.CPUCgroup, "cpu.cfs_period_us"), strconv.Itoa(cfsPeriod)); err != nil {
-			return err
-		}
-		q := max(1000, int64(d.CPUQuota*cfsPeriod))
-		if err := writeFile(filepath.Join(d.CPUCgroup, "cpu.cfs_quota_us"), strconv.FormatInt(q, 10)); err != nil {
-			return err
+		// Quota first (it may exceed the period; the pair stays valid
+		// whichever way the period moves), then the period, then the
+		// quota again.
+		q := max(1000, int64(d.CPUQuota*float64(d.CPUPeriodUS)))
+		for _, kv := range [][2]string{{"cpu.cfs_quota_us", strconv.FormatInt(q, 10)}, {"cpu.cfs_period_us", strconv.FormatInt(d.CPUPeriodUS, 10)}, {"cpu.cfs_quota_us", strconv.FormatInt(q, 10)}} {
+			if err := writeFile(filepath.Join(d.CPUCgroup, kv[0]), kv[1]); err != nil {
+				return err
+			}
 		}
 	}
 	if d.Memory > 0 {

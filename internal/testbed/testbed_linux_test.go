@@ -362,6 +362,24 @@ func TestCPUQuota(t *testing.T) {
 	if st["nr_throttled"] == 0 {
 		t.Errorf("cgroup never throttled: %v", st)
 	}
+	// The default period for a 0.2 quota: 1 ms / 0.2 = 5 ms, quota 1 ms.
+	for file, want := range map[string]string{"cpu.cfs_period_us": "5000", "cpu.cfs_quota_us": "1000"} {
+		got, err := os.ReadFile(filepath.Join(b.Devices[0].CPUCgroup, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s = %s, want %s", file, strings.TrimSpace(string(got)), want)
+		}
+	}
+}
+
+func TestDefaultCPUPeriod(t *testing.T) {
+	for q, want := range map[float64]time.Duration{1: 2 * time.Millisecond, 0.5: 2 * time.Millisecond, 0.45: 2222223 * time.Nanosecond, 0.25: 4000001 * time.Nanosecond} {
+		if got := DefaultCPUPeriod(q); got != want {
+			t.Errorf("DefaultCPUPeriod(%g) = %v, want %v", q, got, want)
+		}
+	}
 }
 
 func TestMemoryLimit(t *testing.T) {
