@@ -503,4 +503,3 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 	}
 	return out, nil
 }
-

@@ -30,7 +30,6 @@ const (
 	netnsDir   = "/run/netns"
 )
 
-
 // Available reports whether the testbed can run here: root, `ip` and `tc`
 // on PATH, and cgroup v1 cpu and memory hierarchies.
 func Available() error {
