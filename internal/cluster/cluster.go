@@ -66,6 +66,19 @@ type Spec struct {
 	Link     Link           `yaml:"link" json:"link"`
 	Links    []LinkOverride `yaml:"links,omitempty" json:"links,omitempty"`
 	Topology Topology       `yaml:"topology" json:"topology"`
+	// Coordinator is the link between the coordinator (which sends each
+	// request's inputs and collects its outputs) and every device; nil
+	// means Link, a coordinator on the same LAN. `iop profile` measures it
+	// from where it runs.
+	Coordinator *Link `yaml:"coordinator,omitempty" json:"coordinator,omitempty"`
+}
+
+// CoordinatorLink is the link between the coordinator and each device.
+func (s *Spec) CoordinatorLink() Link {
+	if s.Coordinator != nil {
+		return *s.Coordinator
+	}
+	return s.Link
 }
 
 // Uniform returns n identical devices named dev0..dev{n-1}.
@@ -135,6 +148,9 @@ func (s *Spec) Validate() error {
 				return fmt.Errorf("device %q: gflops_by_class %s must be positive", d.Name, c)
 			}
 		}
+	}
+	if s.Coordinator != nil && (s.Coordinator.Bandwidth <= 0 || s.Coordinator.LatencyMS < 0) {
+		return fmt.Errorf("coordinator link: bandwidth must be positive and latency not negative")
 	}
 	for _, l := range s.Links {
 		if !seen[l.A] || !seen[l.B] {

@@ -116,6 +116,22 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 	for d := range pred.Devices {
 		pred.Devices[d].Name = spec.Devices[d].Name
 	}
+	// The coordinator sends every device its input regions at once: the
+	// transfers share its link (each device's finishes when its bytes are
+	// through at an equal share of the rate), and a device starts when its
+	// inputs are in. A device without inputs starts when the request
+	// message arrives.
+	coord := spec.CoordinatorLink()
+	inBytes, outBytes := make([]int64, n), make([]int64, n)
+	for d, p := range ps.Devices {
+		inBytes[d], outBytes[d] = ioBytes(p, p.Inputs), ioBytes(p, p.Outputs)
+	}
+	for d, at := range SharedArrivals(inBytes, float64(coord.Bandwidth)) {
+		st[d].time = at + coord.LatencyMS/1e3
+		if inBytes[d] > 0 {
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "input", StartMS: 0, EndMS: st[d].time * 1e3, Bytes: inBytes[d]})
+		}
+	}
 	// Advance the device with the smallest clock that can make progress.
 	h := &clockHeap{}
 	for d := 0; d < n; d++ {
@@ -197,7 +213,12 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			s := ps.Devices[d].Steps[st[d].pc]
 			return nil, nil, fmt.Errorf("internal: device %d waits forever at step %d (%s from device %d, node %s)", d, st[d].pc, s.Kind, s.Peer, s.Orig)
 		}
-		if t := st[d].time * 1e3; t > pred.LatencyMS {
+		// The device's outputs (and its result) go back to the coordinator.
+		end := st[d].time + float64(outBytes[d])/float64(coord.Bandwidth) + coord.LatencyMS/1e3
+		if outBytes[d] > 0 {
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "output", StartMS: st[d].time * 1e3, EndMS: end * 1e3, Bytes: outBytes[d]})
+		}
+		if t := end * 1e3; t > pred.LatencyMS {
 			pred.LatencyMS = t
 		}
 	}
@@ -207,6 +228,49 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 	}
 	pred.ComputeMS, pred.CommMS = criticalSplit(tl, pred.LatencyMS)
 	return pred, tl, nil
+}
+
+// ioBytes is the size of a device's graph-input or graph-output regions.
+func ioBytes(p *partition.Program, io []partition.IOSlice) int64 {
+	var b int64
+	for _, s := range io {
+		dt := p.Values[s.Local].DType
+		if t, ok := p.Consts[s.Local]; ok {
+			dt = t.DType
+		}
+		b += int64(s.Box.Numel()) * int64(dt.Size())
+	}
+	return b
+}
+
+// SharedArrivals returns when each of several transfers started together
+// over one link of rate bytes/s completes, the active transfers sharing the
+// rate equally (processor sharing).
+func SharedArrivals(bytes []int64, rate float64) []float64 {
+	idx := make([]int, len(bytes))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return bytes[idx[a]] < bytes[idx[b]] })
+	at := make([]float64, len(bytes))
+	var t float64
+	var done int64
+	active := 0
+	for _, i := range idx {
+		if bytes[i] > 0 {
+			active++
+		}
+	}
+	for _, i := range idx {
+		if bytes[i] <= 0 {
+			continue
+		}
+		t += float64(bytes[i]-done) * float64(active) / rate
+		done = bytes[i]
+		active--
+		at[i] = t
+	}
+	return at
 }
 
 // criticalSplit attributes the latency of the slowest device to compute and

@@ -114,6 +114,24 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 		}
 		out.Link, out.Links = summarizeLinks(rep.Links)
 	}
+	if !opt.SkipLinks {
+		// The coordinator's link to each device (unshaped in process: it
+		// is whatever path this process reaches the workers by), which
+		// carries every request's inputs and outputs.
+		var bw, lat []float64
+		for _, d := range spec.Devices {
+			progress(fmt.Sprintf("link coordinator → %s", d.Name))
+			req := opt.Link
+			req.Peer, req.Rate, req.LatencyMS = d.Address, 0, 0
+			r, err := LinkTo(ctx, opt.Dialer, req, opt.Limits)
+			if err != nil {
+				return nil, nil, fmt.Errorf("profile: link coordinator → %s: %w", d.Name, err)
+			}
+			rep.Links = append(rep.Links, PairReport{A: "coordinator", B: d.Name, Link: r})
+			bw, lat = append(bw, r.Bandwidth), append(lat, r.LatencyMS)
+		}
+		out.Coordinator = &cluster.Link{Bandwidth: cluster.Bandwidth(roundRate(median(bw))), LatencyMS: roundMS(median(lat))}
+	}
 	if err := out.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("profile: measured spec: %w", err)
 	}
