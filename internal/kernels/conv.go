@@ -29,6 +29,14 @@ type ConvParams struct {
 // convolutions. Bias and activation are applied to each output tile as soon
 // as it is complete. Depthwise convolutions (InC/Group == 1, any channel
 // multiplier) use a direct kernel.
+//
+// Convolutions with small output images, where the output pixels fill the
+// micro-kernel's 32 columns badly (7×7: 49 = 32 + 17 columns cost 64), run
+// transposed on the AVX-512 set: Cᵀ = im2colᵀ·Wᵀ with the output pixels as
+// the tile rows (a partial row panel costs only its rows) and the output
+// channels as the columns. NewConv then packs Wᵀ as the B operand instead of
+// W; Run packs the transposed im2col panels with gathers, runs the GEMM into
+// a scratch Cᵀ and writes its transpose with bias and activation.
 type Conv struct {
 	ks     *kernelSet
 	p      ConvParams
@@ -40,6 +48,12 @@ type Conv struct {
 	direct    bool        // 1×1, stride 1, no padding: the image is B
 	packed    [][]float32 // per group: packed A panels
 	kdim      int         // InC/Group*KH*KW
+
+	// Transposed path (see useTransposed), instead of packed.
+	trans   bool
+	packedT []float32 // Wᵀ (kdim × OutC) as packed B panels
+	tIdx    []int32   // per pixel panel and kernel tap: 16 offsets in a channel
+	tMask   []uint16  // per pixel panel and kernel tap: the pixels inside the image
 }
 
 // NewConv prepares a convolution. weight is [OutC, InC/Group, KH, KW];
@@ -66,6 +80,10 @@ func NewConv(p ConvParams, weight, bias []float32, act Act) (*Conv, error) {
 	}
 	c.direct = p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 &&
 		p.PadT == 0 && p.PadL == 0 && p.OutH == p.InH && p.OutW == p.InW
+	if p.Group == 1 && c.useTransposed() {
+		c.prepareTransposed()
+		return c, nil
+	}
 	mr := c.ks.mr
 	mp := ceilDiv(ocg, mr)
 	c.packed = make([][]float32, p.Group)
@@ -91,6 +109,10 @@ func (c *Conv) Run(pool *Pool, in, out []float32) {
 	}
 	if c.depthwise {
 		c.runDepthwise(pool, in, out)
+		return
+	}
+	if c.trans {
+		c.runTransposed(pool, in, out)
 		return
 	}
 	t := pool.Threads()
@@ -133,6 +155,9 @@ func (c *Conv) runGroup(pool *Pool, g int, in, out []float32) {
 // (for GOMAXPROCS threads).
 func (c *Conv) WorkspaceBytes() int64 {
 	p := c.p
+	if c.trans {
+		return int64(ceilDiv(p.OutH*p.OutW, c.ks.mr)*c.ks.mr*c.kdim+p.OutH*p.OutW*p.OutC) * 4
+	}
 	var per int
 	if c.depthwise {
 		s := max(p.StrideW, 1)
@@ -143,6 +168,151 @@ func (c *Conv) WorkspaceBytes() int64 {
 		per = kc * blockNC
 	}
 	return int64(per) * 4 * int64(runtime.GOMAXPROCS(0))
+}
+
+// maxTransposedScratch bounds the scratch of the transposed path (packed
+// im2colᵀ and Cᵀ) in bytes.
+const maxTransposedScratch = 4 << 20
+
+// forceTransposed makes NewConv take the transposed path wherever the kernel
+// set has it (tests).
+var forceTransposed bool
+
+// Costs of the transposed path in units of one k step of an mr×nr tile (14
+// cycles on Zen 5), measured: a gathered group of mr pixels (one
+// VGATHERDPS) and an output value written back from Cᵀ. packCost is the
+// normal path's cost of packing a B panel (per k).
+const (
+	transGatherCost = 2.0
+	transOutCost    = 1.0 / 7
+)
+
+// useTransposed reports whether an ungrouped convolution runs transposed:
+// when the kernel set has the kernels, the scratch is small and Cᵀ, with its
+// packing and write-back, costs clearly less than C (OutC × OutH·OutW).
+func (c *Conv) useTransposed() bool {
+	p := c.p
+	ks := c.ks
+	ohw := p.OutH * p.OutW
+	if ks.im2colT == nil || ks.transposeT == nil || p.InH*p.InW >= 1<<31 || p.OutC*ohw >= 1<<31 {
+		return false
+	}
+	if forceTransposed {
+		return true
+	}
+	if (ceilDiv(ohw, ks.mr)*ks.mr*c.kdim+ohw*p.OutC)*4 > maxTransposedScratch {
+		return false
+	}
+	k := float64(c.kdim)
+	normal := tileSlots(ks, p.OutC, ohw)*k + packCost*float64(ceilDiv(ohw, ks.nr))*k
+	trans := tileSlots(ks, ohw, p.OutC)*k + transGatherCost*float64(ceilDiv(ohw, ks.mr))*k +
+		transOutCost*float64(ohw*p.OutC)
+	return trans < 0.9*normal
+}
+
+// tileSlots is the micro-kernel work of an m×n product in mr×nr tiles: a
+// partial row panel costs its share of rows (one kernel per row count), a
+// partial column panel a whole tile, or half of one with at most nr/2
+// columns (one vector per row).
+func tileSlots(ks *kernelSet, m, n int) float64 {
+	mr, nr := ks.mr, ks.nr
+	rows := float64(m/mr) + float64(m%mr)/float64(mr)
+	cols := float64(n / nr)
+	if e := n % nr; e > nr/2 {
+		cols++
+	} else if e > 0 {
+		cols += 0.5
+	}
+	return rows * cols
+}
+
+// prepareTransposed packs Wᵀ (kdim × OutC, rows in im2col order: channel,
+// then kernel tap) as B panels and the gather tables of the pixel panels.
+func (c *Conv) prepareTransposed() {
+	p := c.p
+	ks := c.ks
+	mr, nr, k := ks.mr, ks.nr, c.kdim
+	np := ceilDiv(p.OutC, nr)
+	c.packedT = make([]float32, np*nr*k)
+	w := matB{trans: true, b: c.weight, ldb: k}
+	for jp := 0; jp < np; jp++ {
+		w.pack(ks, c.packedT[jp*nr*k:(jp+1)*nr*k], 0, k, jp*nr, min(nr, p.OutC-jp*nr))
+	}
+	khw, ohw := p.KH*p.KW, p.OutH*p.OutW
+	mp := ceilDiv(ohw, mr)
+	c.tIdx = make([]int32, mp*khw*16)
+	c.tMask = make([]uint16, mp*khw)
+	for pix := 0; pix < ohw; pix++ {
+		ip, j := pix/mr, pix%mr
+		oy, ox := pix/p.OutW, pix%p.OutW
+		for ky := 0; ky < p.KH; ky++ {
+			iy := oy*p.StrideH - p.PadT + ky*p.DilH
+			for kx := 0; kx < p.KW; kx++ {
+				ix := ox*p.StrideW - p.PadL + kx*p.DilW
+				if uint(iy) < uint(p.InH) && uint(ix) < uint(p.InW) {
+					t := ip*khw + ky*p.KW + kx
+					c.tIdx[t*16+j] = int32(iy*p.InW + ix)
+					c.tMask[t] |= 1 << j
+				}
+			}
+		}
+	}
+	c.trans = true
+}
+
+// runTransposed computes Cᵀ = im2colᵀ·Wᵀ into scratch (pixel panels packed
+// in parallel, the GEMM split as gemmJob decides) and writes its transpose
+// with bias and activation to out.
+func (c *Conv) runTransposed(pool *Pool, in, out []float32) {
+	p := c.p
+	ks := c.ks
+	mr, k := ks.mr, c.kdim
+	khw, hw, ohw := p.KH*p.KW, p.InH*p.InW, p.OutH*p.OutW
+	mp := ceilDiv(ohw, mr)
+	sa, sc := getScratch(mp*mr*k), getScratch(ohw*p.OutC)
+	pa, ct := sa.buf, sc.buf
+	t := pool.Threads()
+	pack := func(lo, hi int) {
+		for ip := lo; ip < hi; ip++ {
+			ks.im2colT(p.InC, khw, pa[ip*k*mr:(ip+1)*k*mr], in, hw, c.tIdx[ip*khw*16:(ip+1)*khw*16], c.tMask[ip*khw:(ip+1)*khw])
+		}
+	}
+	if t > 1 && mp*mr*k >= 1<<15 {
+		pool.Parallel(mp, pack)
+	} else {
+		pack(0, mp)
+	}
+	j := gemmJob{ks: ks, m: ohw, n: p.OutC, k: k, alpha: 1, pa: pa, pb: c.packedT, c: ct, ldc: p.OutC}
+	j.run(pool)
+	tr := func(lo, hi int) { c.transposeOut(ct, out, lo, hi) }
+	if t > 1 && ohw*p.OutC >= 1<<14 {
+		pool.Parallel(p.OutC, tr)
+	} else {
+		tr(0, p.OutC)
+	}
+	putScratch(sa)
+	putScratch(sc)
+}
+
+// transposeOut writes output channels [lo,hi) from Cᵀ ([OutH·OutW, OutC]):
+// out[oc][pix] = act(ct[pix][oc] + bias[oc]), 16 channels per kernel call.
+func (c *Conv) transposeOut(ct, out []float32, lo, hi int) {
+	p := c.p
+	n, ohw := p.OutC, p.OutH*p.OutW
+	lo32, hi32, clampOnly := clampBounds(c.act)
+	const blk = 16
+	var zero [blk]float32
+	for oc0 := lo; oc0 < hi; oc0 += blk {
+		nb := min(blk, hi-oc0)
+		bias := zero[:]
+		if c.bias != nil {
+			bias = c.bias[oc0 : oc0+nb]
+		}
+		c.ks.transposeT(ohw, ct[oc0:], n, out[oc0*ohw:], ohw, nb, bias, lo32, hi32)
+	}
+	if !clampOnly {
+		c.act.Apply(out[lo*ohw : hi*ohw])
+	}
 }
 
 // im2col packs GEMM B panels straight from a CHW image: row l of B is

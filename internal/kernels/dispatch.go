@@ -55,6 +55,16 @@ type kernelSet struct {
 	// (masks[4t:4t+4], see asmgen's im2col512), 0 for the other lanes of
 	// the store masks sm0 (lanes 0..15) and sm1 (16..31).
 	im2col func(s, nch, khw int, dst, src []float32, hw int, off []int, masks []uint16, sm0, sm1 int)
+	// im2colT, if not nil, packs nch*khw groups of mr floats of a
+	// transposed im2col panel (mr output pixels per group, the packed A of
+	// Cᵀ = Bᵀ·Aᵀ): dst[(c*khw+t)*mr + j] = src[c*hw + idx[16t+j]] for the
+	// lanes j of masks[t], 0 for the other lanes j < mr. See asmgen's
+	// im2colT512.
+	im2colT func(nch, khw int, dst, src []float32, hw int, idx []int32, masks []uint16)
+	// transposeT, if not nil, sets dst[d*ldd + i] = min(max(src[i*lds + d]
+	// + bias[d], lo), hi) for i < n and d < nb <= 16 (NaN stays NaN): the
+	// write-back of Cᵀ into the output channels.
+	transposeT func(n int, src []float32, lds int, dst []float32, ldd, nb int, bias []float32, lo, hi float32)
 	// peak runs n iterations of a register-only loop of peakFlops flops.
 	peak      func(n int)
 	peakFlops int

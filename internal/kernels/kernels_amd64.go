@@ -31,6 +31,8 @@ func archKernelSets() []*kernelSet {
 		dw3x3:      dw3x3AVX2,
 		copyRows:   copyRows32AVX2,
 		im2col:     im2colAVX512,
+		im2colT:    im2colTAVX512,
+		transposeT: transposeTAVX512,
 		dwDirect:   dwDirectAVX512,
 		maxPool3x3: maxPool3x3AVX512,
 		addClamp:   addClampAVX512,
@@ -82,6 +84,30 @@ func im2colAVX512(s, nch, khw int, dst, src []float32, hw int, off []int, masks 
 	} else {
 		im2col512S2(nch, khw, &dst[0], &src[0], hw, &off[0], &masks[0], sm0, sm1)
 	}
+}
+
+func im2colTAVX512(nch, khw int, dst, src []float32, hw int, idx []int32, masks []uint16) {
+	if nch <= 0 || khw <= 0 {
+		return
+	}
+	// The caller guarantees that the masked lanes' offsets lie in [0, hw).
+	_, _, _, _ = dst[nch*khw*mr512-1], src[nch*hw-1], idx[16*khw-1], masks[khw-1]
+	im2colT512(nch, khw, &dst[0], &src[0], hw, &idx[0], &masks[0])
+}
+
+func transposeTAVX512(n int, src []float32, lds int, dst []float32, ldd, nb int, bias []float32, lo, hi float32) {
+	if n <= 0 || nb <= 0 {
+		return
+	}
+	if nb > 16 || (nb-1)*ldd+n-1 >= 1<<31 {
+		panic("kernels: bad transpose block")
+	}
+	_, _, _ = src[(n-1)*lds+nb-1], dst[(nb-1)*ldd+n-1], bias[nb-1]
+	var idx [16]int32
+	for d := range idx[:nb] {
+		idx[d] = int32(d * ldd)
+	}
+	transposeT512(n, &src[0], lds, &dst[0], &idx[0], 1<<nb-1, &bias[0], lo, hi)
 }
 
 func dwDirectAVX512(s, nc int, in []float32, inStride int, out []float32, h, w, oh, ow, padT, nchunks, xoff int, wt, bias []float32, lo, hi float32, masks, omasks []uint16, zero []float32) {

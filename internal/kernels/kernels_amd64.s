@@ -8565,6 +8565,78 @@ DATA evenIdx512<>+56(SB)/4, $0x0000001c
 DATA evenIdx512<>+60(SB)/4, $0x0000001e
 GLOBL evenIdx512<>(SB), RODATA|NOPTR, $64
 
+// func im2colT512(nch int, khw int, dst *float32, src *float32, hw int, idx *int32, masks *uint16)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·im2colT512(SB), NOSPLIT, $0-56
+	MOVQ  nch+0(FP), CX
+	MOVQ  dst+16(FP), DI
+	MOVQ  src+24(FP), SI
+	MOVQ  hw+32(FP), R9
+	SHLQ  $0x02, R9
+	MOVL  $0x00003fff, AX
+	KMOVW AX, K7
+
+im2colT512_ch:
+	TESTQ CX, CX
+	JE    im2colT512_done
+	MOVQ  idx+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2colT512_tap:
+	VMOVDQU32  (R10), Z1
+	KMOVW      (R11), K1
+	VXORPS     Z0, Z0, Z0
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS    Z0, K7, (DI)
+	ADDQ       $0x38, DI
+	ADDQ       $0x40, R10
+	ADDQ       $0x02, R11
+	DECQ       R12
+	JNZ        im2colT512_tap
+	ADDQ       R9, SI
+	DECQ       CX
+	JMP        im2colT512_ch
+
+im2colT512_done:
+	VZEROUPPER
+	RET
+
+// func transposeT512(n int, src *float32, lds int, dst *float32, idx *int32, m int, bias *float32, lo float32, hi float32)
+// Requires: AVX, AVX512F
+TEXT ·transposeT512(SB), NOSPLIT, $0-64
+	MOVQ         n+0(FP), CX
+	MOVQ         src+8(FP), SI
+	MOVQ         lds+16(FP), R9
+	SHLQ         $0x02, R9
+	MOVQ         dst+24(FP), DI
+	MOVQ         idx+32(FP), AX
+	VMOVDQU32    (AX), Z1
+	MOVQ         m+40(FP), AX
+	KMOVW        AX, K1
+	MOVQ         bias+48(FP), AX
+	VMOVUPS.Z    (AX), K1, Z2
+	VBROADCASTSS lo+56(FP), Z3
+	VBROADCASTSS hi+60(FP), Z4
+
+transposeT512_loop:
+	TESTQ       CX, CX
+	JE          transposeT512_done
+	VMOVUPS.Z   (SI), K1, Z0
+	VADDPS      Z2, Z0, Z0
+	VMAXPS      Z0, Z3, Z0
+	VMINPS      Z0, Z4, Z0
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (DI)(Z1*4)
+	ADDQ        R9, SI
+	ADDQ        $0x04, DI
+	DECQ        CX
+	JMP         transposeT512_loop
+
+transposeT512_done:
+	VZEROUPPER
+	RET
+
 // func dw3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, wt *float32, bias *float32, lo float32, hi float32, masks *uint16, omasks *uint16, zero *float32)
 // Requires: AVX, AVX512DQ, AVX512F, CMOV
 TEXT ·dw3x3S1AVX512(SB), NOSPLIT, $0-136

@@ -160,6 +160,14 @@ func im2col512S1(nch int, khw int, dst *float32, src *float32, hw int, off *int,
 // im2col512S2 packs nch*khw rows of a 32-column im2col panel (input stride 2), see im2col512.
 func im2col512S2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
 
+// im2colT512 packs nch*khw groups of 14 floats of a transposed im2col panel with
+// masked gathers, see im2colT512.
+func im2colT512(nch int, khw int, dst *float32, src *float32, hw int, idx *int32, masks *uint16)
+
+// transposeT512 writes n pixels of 16 channels of Cᵀ transposed, with bias and
+// clamp, see transposeT512.
+func transposeT512(n int, src *float32, lds int, dst *float32, idx *int32, m int, bias *float32, lo float32, hi float32)
+
 // dw3x3S1AVX512 computes nc channels of a 3x3 stride-1 depthwise convolution
 // straight from the unpadded input, see dw3x3512.
 func dw3x3S1AVX512(nc int, in *float32, inStride int, out *float32, h int, w int, oh int, ow int, padT int, nchunks int, xoff int, wt *float32, bias *float32, lo float32, hi float32, masks *uint16, omasks *uint16, zero *float32)

@@ -399,3 +399,95 @@ func TestPoolNestedConcurrentClose(t *testing.T) {
 		t.Fatalf("after Close: %d", n)
 	}
 }
+
+// TestConvTransposed runs convolutions with small output images through the
+// transposed path (Cᵀ = im2colᵀ·Wᵀ, AVX-512 set) and compares them with the
+// reference; other kernel sets run them on their usual path.
+func TestConvTransposed(t *testing.T) {
+	mk := func(inC, h, w, outC, k, s, pad int) ConvParams {
+		oh, ow := (h+2*pad-k)/s+1, (w+2*pad-k)/s+1
+		return ConvParams{InC: inC, InH: h, InW: w, OutC: outC, OutH: oh, OutW: ow, KH: k, KW: k,
+			StrideH: s, StrideW: s, DilH: 1, DilW: 1, PadT: pad, PadL: pad, Group: 1}
+	}
+	cases := []ConvParams{
+		mk(32, 7, 7, 40, 3, 1, 1),    // 7×7, 3×3 pad 1
+		mk(24, 9, 9, 100, 3, 1, 0),   // 7×7, pad 0
+		mk(16, 14, 14, 100, 3, 2, 1), // 14×14 → 7×7, stride 2
+		mk(20, 15, 15, 40, 3, 2, 0),  // stride 2, pad 0
+		mk(48, 7, 7, 100, 1, 1, 0),   // 1×1 (direct shape)
+		mk(16, 14, 14, 40, 1, 2, 0),  // 1×1 stride 2
+		mk(16, 14, 14, 40, 3, 1, 1),  // 14×14 output
+		mk(8, 16, 16, 100, 3, 1, 0),  // 14×14, pad 0
+		mk(12, 28, 28, 36, 3, 2, 1),  // 28 → 14, stride 2
+		mk(10, 13, 13, 33, 3, 1, 1),  // 169 pixels = 12×14 + 1
+		mk(6, 5, 5, 70, 3, 1, 1),     // 25 pixels
+		mk(5, 3, 3, 17, 3, 1, 0),     // one pixel
+		mk(64, 7, 7, 512, 3, 1, 1),   // ResNet-18 layer4-like
+		mk(3, 11, 11, 40, 5, 2, 2),   // 5×5 stride 2
+		{InC: 7, InH: 9, InW: 12, OutC: 50, OutH: 7, OutW: 11, KH: 3, KW: 2, StrideH: 1, StrideW: 1,
+			DilH: 1, DilW: 1, PadT: 0, PadL: 0, Group: 1}, // rectangular
+		{InC: 9, InH: 10, InW: 10, OutC: 45, OutH: 6, OutW: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 1,
+			DilH: 2, DilW: 2, PadT: 2, PadL: 1, Group: 1}, // dilation, mixed strides, asymmetric pads
+	}
+	acts := []Act{{Kind: ActRelu}, {Kind: ActClip, Alpha: -0.2, Beta: 0.5}, {Kind: ActSigmoid},
+		{Kind: ActNone}, {Kind: ActLeakyRelu, Alpha: 0.1}}
+	defer func() { forceTransposed = false }()
+	forEachKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for i, p := range cases {
+			w := randSlice(r, p.OutC*p.InC*p.KH*p.KW)
+			var bias []float32
+			if i%4 != 3 {
+				bias = randSlice(r, p.OutC)
+			}
+			act := acts[i%len(acts)]
+			in := randSlice(r, p.InC*p.InH*p.InW)
+			want := make([]float32, p.OutC*p.OutH*p.OutW)
+			refConv(p, w, bias, act, in, want)
+			forceTransposed = true
+			conv, err := NewConv(p, w, bias, act)
+			forceTransposed = false
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conv.trans != (active.im2colT != nil) {
+				t.Fatalf("conv %+v: transposed %v on kernel set %s", p, conv.trans, active.name)
+			}
+			mag := math.Sqrt(float64(p.InC*p.KH*p.KW)) / 3
+			for pi, pool := range testPools {
+				got := randSlice(r, len(want))
+				conv.Run(pool, in, got)
+				if !closeEnough(t, fmt.Sprintf("transposed conv %+v act %v pool %d", p, act.Kind, pi), got, want, mag) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// TestConvTransposedChoice checks which layers NewConv runs transposed.
+func TestConvTransposedChoice(t *testing.T) {
+	forEachKernels(t, func(t *testing.T) {
+		for _, c := range []struct {
+			bc   benchConv
+			want bool
+		}{
+			{convShape("512x7", 512, 7, 512, 3, 1, 1, 1), true},
+			{convShape("256x14s2", 256, 14, 512, 3, 2, 1, 1), true},
+			{convShape("960x7 1x1", 960, 7, 320, 1, 1, 0, 1), false}, // K too small for the write-back
+			{convShape("256x14", 256, 14, 256, 3, 1, 1, 1), false},   // 196 = 6×32 + 4: little waste
+			{convShape("64x56", 64, 56, 64, 3, 1, 1, 1), false},
+			{convShape("dw960x7", 960, 7, 960, 3, 1, 1, 960), false},
+			{convShape("g2", 64, 7, 64, 3, 1, 1, 2), false},
+		} {
+			p := c.bc.p
+			conv, err := NewConv(p, make([]float32, p.OutC*p.InC/p.Group*p.KH*p.KW), nil, Act{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := c.want && active.im2colT != nil; conv.trans != want {
+				t.Errorf("%s: transposed %v, want %v", c.bc.name, conv.trans, want)
+			}
+		}
+	})
+}

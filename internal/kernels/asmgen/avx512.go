@@ -647,3 +647,93 @@ func addClamp512() {
 	VZEROUPPER()
 	RET()
 }
+
+// im2colT512 generates the packer of transposed im2col panels, the packed A
+// operand of Cᵀ = Bᵀ·Aᵀ (output pixels as the mr512 rows of a tile): for
+// every input channel c < nch and kernel tap t < khw it writes one group of
+// mr512 floats,
+//
+//	dst[(c*khw+t)*mr512 + j] = mask(t, j) ? src[c*hw + idx[16t+j]] : 0
+//
+// for j < mr512, with one masked VGATHERDPS per group: idx[16t..16t+15] are
+// tap t's int32 offsets of the panel's pixels within a channel and masks[t]
+// its load mask (padding lanes and pixels past the image are masked off and
+// never read).
+func im2colT512() {
+	name := "im2colT512"
+	TEXT(name, NOSPLIT, "func(nch, khw int, dst, src *float32, hw int, idx *int32, masks *uint16)")
+	Doc(name+" packs nch*khw groups of 14 floats of a transposed im2col panel with", "masked gathers, see im2colT512.")
+	nch := Load(Param("nch"), reg.RCX)
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	hw := Load(Param("hw"), reg.R9)
+	SHLQ(Imm(2), hw)
+	MOVL(U32(1<<mr512-1), reg.EAX)
+	KMOVW(reg.EAX, reg.K7)
+	Label(name + "_ch")
+	TESTQ(nch, nch)
+	JE(LabelRef(name + "_done"))
+	idx := Load(Param("idx"), reg.R10)
+	masks := Load(Param("masks"), reg.R11)
+	t := Load(Param("khw"), reg.R12)
+	Label(name + "_tap")
+	VMOVDQU32(Mem{Base: idx}, reg.Z1)
+	KMOVW(Mem{Base: masks}, reg.K1)
+	VXORPS(reg.Z0, reg.Z0, reg.Z0)
+	VGATHERDPS(Mem{Base: src, Index: reg.Z1, Scale: 4}, reg.K1, reg.Z0)
+	VMOVUPS(reg.Z0, reg.K7, Mem{Base: dst})
+	ADDQ(Imm(4*mr512), dst)
+	ADDQ(Imm(64), idx)
+	ADDQ(Imm(2), masks)
+	DECQ(t)
+	JNZ(LabelRef(name + "_tap"))
+	ADDQ(hw, src)
+	DECQ(nch)
+	JMP(LabelRef(name + "_ch"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// transposeT512 generates the write-back of the transposed path: for i < n
+// and the lanes d of the mask m (d < 16),
+//
+//	dst[idx[d] + i] = min(max(src[i*lds + d] + bias[d], lo), hi)
+//
+// one 16-channel row of Cᵀ per pixel i, scattered into 16 output channels
+// (idx[d] = d*OutH*OutW). NaN propagates through the clamp.
+func transposeT512() {
+	name := "transposeT512"
+	TEXT(name, NOSPLIT, "func(n int, src *float32, lds int, dst *float32, idx *int32, m int, bias *float32, lo, hi float32)")
+	Doc(name+" writes n pixels of 16 channels of Cᵀ transposed, with bias and", "clamp, see transposeT512.")
+	n := Load(Param("n"), reg.RCX)
+	src := Load(Param("src"), reg.RSI)
+	lds := Load(Param("lds"), reg.R9)
+	SHLQ(Imm(2), lds)
+	dst := Load(Param("dst"), reg.RDI)
+	Load(Param("idx"), reg.RAX)
+	VMOVDQU32(Mem{Base: reg.RAX}, reg.Z1)
+	Load(Param("m"), reg.RAX)
+	KMOVW(reg.EAX, reg.K1)
+	Load(Param("bias"), reg.RAX)
+	VMOVUPS_Z(Mem{Base: reg.RAX}, reg.K1, reg.Z2)
+	VBROADCASTSS(paramAddr("lo"), reg.Z3)
+	VBROADCASTSS(paramAddr("hi"), reg.Z4)
+	Label(name + "_loop")
+	TESTQ(n, n)
+	JE(LabelRef(name + "_done"))
+	VMOVUPS_Z(Mem{Base: src}, reg.K1, reg.Z0)
+	VADDPS(reg.Z2, reg.Z0, reg.Z0)
+	// The value is the second source so that NaN propagates.
+	VMAXPS(reg.Z0, reg.Z3, reg.Z0)
+	VMINPS(reg.Z0, reg.Z4, reg.Z0)
+	KMOVW(reg.K1, reg.K2) // the scatter clears its mask
+	VSCATTERDPS(reg.Z0, reg.K2, Mem{Base: dst, Index: reg.Z1, Scale: 4})
+	ADDQ(lds, src)
+	ADDQ(Imm(4), dst)
+	DECQ(n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}

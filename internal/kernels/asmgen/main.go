@@ -35,6 +35,8 @@ func main() {
 	peakFMA512()
 	im2col512(1)
 	im2col512(2)
+	im2colT512()
+	transposeT512()
 	dw3x3512(1)
 	dw3x3512(2)
 	maxPool3x3512(1)
