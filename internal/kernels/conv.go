@@ -52,8 +52,10 @@ type Conv struct {
 	// Transposed path (see useTransposed), instead of packed.
 	trans   bool
 	packedT []float32 // Wᵀ (kdim × OutC) as packed B panels
-	tIdx    []int32   // per pixel panel and kernel tap: 16 offsets in a channel
-	tMask   []uint16  // per pixel panel and kernel tap: the pixels inside the image
+	tIdx    []int32   // gather: per pixel panel and kernel tap, 16 offsets in a channel
+	tSegs   int       // > 0: masked loads of tSegs output-row segments instead
+	tOff    []int     // per pixel panel, kernel tap and segment: offset of lane 0
+	tMask   []uint16  // per pixel panel, kernel tap (and segment): lanes inside the image
 }
 
 // NewConv prepares a convolution. weight is [OutC, InC/Group, KH, KW];
@@ -179,12 +181,13 @@ const maxTransposedScratch = 4 << 20
 var forceTransposed bool
 
 // Costs of the transposed path in units of one k step of an mr×nr tile (14
-// cycles on Zen 5), measured: a gathered group of mr pixels (one
-// VGATHERDPS) and an output value written back from Cᵀ. packCost is the
-// normal path's cost of packing a B panel (per k).
+// cycles), measured on Zen 5: a group of mr pixels packed with one
+// VGATHERDPS or with masked loads (stride 1), and an output value scattered
+// back from Cᵀ. packCost is the normal path's cost of a B panel (per k).
 const (
-	transGatherCost = 2.0
-	transOutCost    = 1.0 / 7
+	transGatherCost = 1.6
+	transLoadCost   = 0.6
+	transOutCost    = 0.25
 )
 
 // useTransposed reports whether an ungrouped convolution runs transposed:
@@ -205,7 +208,11 @@ func (c *Conv) useTransposed() bool {
 	}
 	k := float64(c.kdim)
 	normal := tileSlots(ks, p.OutC, ohw)*k + packCost*float64(ceilDiv(ohw, ks.nr))*k
-	trans := tileSlots(ks, ohw, p.OutC)*k + transGatherCost*float64(ceilDiv(ohw, ks.mr))*k +
+	pack := transGatherCost
+	if p.StrideW == 1 {
+		pack = transLoadCost
+	}
+	trans := tileSlots(ks, ohw, p.OutC)*k + pack*float64(ceilDiv(ohw, ks.mr))*k +
 		transOutCost*float64(ohw*p.OutC)
 	return trans < 0.9*normal
 }
@@ -240,6 +247,20 @@ func (c *Conv) prepareTransposed() {
 	}
 	khw, ohw := p.KH*p.KW, p.OutH*p.OutW
 	mp := ceilDiv(ohw, mr)
+	c.trans = true
+	if p.StrideW == 1 && ks.im2colTL != nil {
+		// A panel's pixels on one output row read consecutive inputs:
+		// one masked load per row (segment) and tap.
+		segs := 0
+		for ip := 0; ip < mp; ip++ {
+			first, last := ip*mr, min(ohw, ip*mr+mr)-1
+			segs = max(segs, last/p.OutW-first/p.OutW+1)
+		}
+		if segs <= 3 {
+			c.prepareSegments(segs)
+			return
+		}
+	}
 	c.tIdx = make([]int32, mp*khw*16)
 	c.tMask = make([]uint16, mp*khw)
 	for pix := 0; pix < ohw; pix++ {
@@ -257,7 +278,46 @@ func (c *Conv) prepareTransposed() {
 			}
 		}
 	}
-	c.trans = true
+}
+
+// prepareSegments builds the masked-load tables of a stride-1 transposed
+// convolution whose pixel panels span at most segs output rows.
+func (c *Conv) prepareSegments(segs int) {
+	p := c.p
+	mr := c.ks.mr
+	khw, ohw := p.KH*p.KW, p.OutH*p.OutW
+	mp := ceilDiv(ohw, mr)
+	c.tSegs = segs
+	c.tOff = make([]int, mp*khw*segs)
+	c.tMask = make([]uint16, mp*khw*segs)
+	for ip := 0; ip < mp; ip++ {
+		for pix, s := ip*mr, 0; pix < min(ohw, ip*mr+mr); s++ {
+			oy, ox0 := pix/p.OutW, pix%p.OutW
+			c0 := pix - ip*mr
+			n := min(p.OutW-ox0, ip*mr+mr-pix, ohw-pix) // lanes c0..c0+n-1
+			for ky := 0; ky < p.KH; ky++ {
+				iy := oy*p.StrideH - p.PadT + ky*p.DilH
+				if uint(iy) >= uint(p.InH) {
+					continue
+				}
+				for kx := 0; kx < p.KW; kx++ {
+					ix := ox0 - p.PadL + kx*p.DilW // input column of lane c0
+					var m uint16
+					for j := 0; j < n; j++ {
+						if uint(ix+j) < uint(p.InW) {
+							m |= 1 << (c0 + j)
+						}
+					}
+					if m != 0 {
+						e := (ip*khw+ky*p.KW+kx)*segs + s
+						c.tOff[e] = iy*p.InW + ix - c0
+						c.tMask[e] = m
+					}
+				}
+			}
+			pix += n
+		}
+	}
 }
 
 // runTransposed computes Cᵀ = im2colᵀ·Wᵀ into scratch (pixel panels packed
@@ -267,16 +327,12 @@ func (c *Conv) runTransposed(pool *Pool, in, out []float32) {
 	p := c.p
 	ks := c.ks
 	mr, k := ks.mr, c.kdim
-	khw, hw, ohw := p.KH*p.KW, p.InH*p.InW, p.OutH*p.OutW
+	ohw := p.OutH * p.OutW
 	mp := ceilDiv(ohw, mr)
 	sa, sc := getScratch(mp*mr*k), getScratch(ohw*p.OutC)
 	pa, ct := sa.buf, sc.buf
 	t := pool.Threads()
-	pack := func(lo, hi int) {
-		for ip := lo; ip < hi; ip++ {
-			ks.im2colT(p.InC, khw, pa[ip*k*mr:(ip+1)*k*mr], in, hw, c.tIdx[ip*khw*16:(ip+1)*khw*16], c.tMask[ip*khw:(ip+1)*khw])
-		}
-	}
+	pack := func(lo, hi int) { c.packPanels(in, pa, lo, hi) }
 	if t > 1 && mp*mr*k >= 1<<15 {
 		pool.Parallel(mp, pack)
 	} else {
@@ -292,6 +348,23 @@ func (c *Conv) runTransposed(pool *Pool, in, out []float32) {
 	}
 	putScratch(sa)
 	putScratch(sc)
+}
+
+// packPanels packs the transposed im2col panels [lo,hi) (mr output pixels
+// each) of image in into pa.
+func (c *Conv) packPanels(in, pa []float32, lo, hi int) {
+	p := c.p
+	ks := c.ks
+	mr, k := ks.mr, c.kdim
+	khw, hw := p.KH*p.KW, p.InH*p.InW
+	for ip := lo; ip < hi; ip++ {
+		dst := pa[ip*k*mr : (ip+1)*k*mr]
+		if s := c.tSegs; s > 0 {
+			ks.im2colTL(s, p.InC, khw, dst, in, hw, c.tOff[ip*khw*s:(ip+1)*khw*s], c.tMask[ip*khw*s:(ip+1)*khw*s])
+		} else {
+			ks.im2colT(p.InC, khw, dst, in, hw, c.tIdx[ip*khw*16:(ip+1)*khw*16], c.tMask[ip*khw:(ip+1)*khw])
+		}
+	}
 }
 
 // transposeOut writes output channels [lo,hi) from Cᵀ ([OutH·OutW, OutC]):

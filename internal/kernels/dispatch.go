@@ -61,6 +61,10 @@ type kernelSet struct {
 	// lanes j of masks[t], 0 for the other lanes j < mr. See asmgen's
 	// im2colT512.
 	im2colT func(nch, khw int, dst, src []float32, hw int, idx []int32, masks []uint16)
+	// im2colTL, if not nil, is im2colT for stride-1 convolutions with segs
+	// (1..3) masked loads per group: lane j of group (c, t) is src[c*hw +
+	// off[segs*t+s] + j] for the lanes of masks[segs*t+s].
+	im2colTL func(segs, nch, khw int, dst, src []float32, hw int, off []int, masks []uint16)
 	// transposeT, if not nil, sets dst[d*ldd + i] = min(max(src[i*lds + d]
 	// + bias[d], lo), hi) for i < n and d < nb <= 16 (NaN stays NaN): the
 	// write-back of Cᵀ into the output channels.

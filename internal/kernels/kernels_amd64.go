@@ -32,6 +32,7 @@ func archKernelSets() []*kernelSet {
 		copyRows:   copyRows32AVX2,
 		im2col:     im2colAVX512,
 		im2colT:    im2colTAVX512,
+		im2colTL:   im2colTLAVX512,
 		transposeT: transposeTAVX512,
 		dwDirect:   dwDirectAVX512,
 		maxPool3x3: maxPool3x3AVX512,
@@ -93,6 +94,18 @@ func im2colTAVX512(nch, khw int, dst, src []float32, hw int, idx []int32, masks 
 	// The caller guarantees that the masked lanes' offsets lie in [0, hw).
 	_, _, _, _ = dst[nch*khw*mr512-1], src[nch*hw-1], idx[16*khw-1], masks[khw-1]
 	im2colT512(nch, khw, &dst[0], &src[0], hw, &idx[0], &masks[0])
+}
+
+var im2colTL512 = [...]func(nch, khw int, dst, src *float32, hw int, off *int, masks *uint16){
+	nil, im2colT512L1, im2colT512L2, im2colT512L3}
+
+func im2colTLAVX512(segs, nch, khw int, dst, src []float32, hw int, off []int, masks []uint16) {
+	if nch <= 0 || khw <= 0 {
+		return
+	}
+	// The caller guarantees that the masked lanes lie inside each channel.
+	_, _, _, _ = dst[nch*khw*mr512-1], src[nch*hw-1], off[segs*khw-1], masks[segs*khw-1]
+	im2colTL512[segs](nch, khw, &dst[0], &src[0], hw, &off[0], &masks[0])
 }
 
 func transposeTAVX512(n int, src []float32, lds int, dst []float32, ldd, nb int, bias []float32, lo, hi float32) {

@@ -8584,14 +8584,14 @@ im2colT512_ch:
 	MOVQ  khw+8(FP), R12
 
 im2colT512_tap:
+	VXORPS     Z0, Z0, Z0
 	VMOVDQU32  (R10), Z1
 	KMOVW      (R11), K1
-	VXORPS     Z0, Z0, Z0
 	VGATHERDPS (SI)(Z1*4), K1, Z0
-	VMOVUPS    Z0, K7, (DI)
-	ADDQ       $0x38, DI
 	ADDQ       $0x40, R10
 	ADDQ       $0x02, R11
+	VMOVUPS    Z0, K7, (DI)
+	ADDQ       $0x38, DI
 	DECQ       R12
 	JNZ        im2colT512_tap
 	ADDQ       R9, SI
@@ -8599,6 +8599,126 @@ im2colT512_tap:
 	JMP        im2colT512_ch
 
 im2colT512_done:
+	VZEROUPPER
+	RET
+
+// func im2colT512L1(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·im2colT512L1(SB), NOSPLIT, $0-56
+	MOVQ  nch+0(FP), CX
+	MOVQ  dst+16(FP), DI
+	MOVQ  src+24(FP), SI
+	MOVQ  hw+32(FP), R9
+	SHLQ  $0x02, R9
+	MOVL  $0x00003fff, AX
+	KMOVW AX, K7
+
+im2colT512L1_ch:
+	TESTQ CX, CX
+	JE    im2colT512L1_done
+	MOVQ  off+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2colT512L1_tap:
+	VXORPS  Z0, Z0, Z0
+	MOVQ    (R10), R13
+	KMOVW   (R11), K1
+	VMOVUPS (SI)(R13*4), K1, Z0
+	ADDQ    $0x08, R10
+	ADDQ    $0x02, R11
+	VMOVUPS Z0, K7, (DI)
+	ADDQ    $0x38, DI
+	DECQ    R12
+	JNZ     im2colT512L1_tap
+	ADDQ    R9, SI
+	DECQ    CX
+	JMP     im2colT512L1_ch
+
+im2colT512L1_done:
+	VZEROUPPER
+	RET
+
+// func im2colT512L2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·im2colT512L2(SB), NOSPLIT, $0-56
+	MOVQ  nch+0(FP), CX
+	MOVQ  dst+16(FP), DI
+	MOVQ  src+24(FP), SI
+	MOVQ  hw+32(FP), R9
+	SHLQ  $0x02, R9
+	MOVL  $0x00003fff, AX
+	KMOVW AX, K7
+
+im2colT512L2_ch:
+	TESTQ CX, CX
+	JE    im2colT512L2_done
+	MOVQ  off+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2colT512L2_tap:
+	VXORPS  Z0, Z0, Z0
+	MOVQ    (R10), R13
+	KMOVW   (R11), K1
+	MOVQ    8(R10), R14
+	KMOVW   2(R11), K2
+	VMOVUPS (SI)(R13*4), K1, Z0
+	VMOVUPS (SI)(R14*4), K2, Z0
+	ADDQ    $0x10, R10
+	ADDQ    $0x04, R11
+	VMOVUPS Z0, K7, (DI)
+	ADDQ    $0x38, DI
+	DECQ    R12
+	JNZ     im2colT512L2_tap
+	ADDQ    R9, SI
+	DECQ    CX
+	JMP     im2colT512L2_ch
+
+im2colT512L2_done:
+	VZEROUPPER
+	RET
+
+// func im2colT512L3(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·im2colT512L3(SB), NOSPLIT, $0-56
+	MOVQ  nch+0(FP), CX
+	MOVQ  dst+16(FP), DI
+	MOVQ  src+24(FP), SI
+	MOVQ  hw+32(FP), R9
+	SHLQ  $0x02, R9
+	MOVL  $0x00003fff, AX
+	KMOVW AX, K7
+
+im2colT512L3_ch:
+	TESTQ CX, CX
+	JE    im2colT512L3_done
+	MOVQ  off+40(FP), R10
+	MOVQ  masks+48(FP), R11
+	MOVQ  khw+8(FP), R12
+
+im2colT512L3_tap:
+	VXORPS  Z0, Z0, Z0
+	MOVQ    (R10), R13
+	KMOVW   (R11), K1
+	MOVQ    8(R10), R14
+	KMOVW   2(R11), K2
+	MOVQ    16(R10), R15
+	KMOVW   4(R11), K3
+	VMOVUPS (SI)(R13*4), K1, Z0
+	VMOVUPS (SI)(R14*4), K2, Z0
+	VMOVUPS (SI)(R15*4), K3, Z0
+	ADDQ    $0x18, R10
+	ADDQ    $0x06, R11
+	VMOVUPS Z0, K7, (DI)
+	ADDQ    $0x38, DI
+	DECQ    R12
+	JNZ     im2colT512L3_tap
+	ADDQ    R9, SI
+	DECQ    CX
+	JMP     im2colT512L3_ch
+
+im2colT512L3_done:
 	VZEROUPPER
 	RET
 

@@ -160,9 +160,21 @@ func im2col512S1(nch int, khw int, dst *float32, src *float32, hw int, off *int,
 // im2col512S2 packs nch*khw rows of a 32-column im2col panel (input stride 2), see im2col512.
 func im2col512S2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16, sm0 int, sm1 int)
 
-// im2colT512 packs nch*khw groups of 14 floats of a transposed im2col panel with
-// masked gathers, see im2colT512.
+// im2colT512 packs nch*khw groups of 14 floats of a transposed im2col panel, see
+// im2colT512.
 func im2colT512(nch int, khw int, dst *float32, src *float32, hw int, idx *int32, masks *uint16)
+
+// im2colT512L1 packs nch*khw groups of 14 floats of a transposed im2col panel, see
+// im2colT512.
+func im2colT512L1(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16)
+
+// im2colT512L2 packs nch*khw groups of 14 floats of a transposed im2col panel, see
+// im2colT512.
+func im2colT512L2(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16)
+
+// im2colT512L3 packs nch*khw groups of 14 floats of a transposed im2col panel, see
+// im2colT512.
+func im2colT512L3(nch int, khw int, dst *float32, src *float32, hw int, off *int, masks *uint16)
 
 // transposeT512 writes n pixels of 16 channels of Cᵀ transposed, with bias and
 // clamp, see transposeT512.

@@ -648,21 +648,28 @@ func addClamp512() {
 	RET()
 }
 
-// im2colT512 generates the packer of transposed im2col panels, the packed A
-// operand of Cᵀ = Bᵀ·Aᵀ (output pixels as the mr512 rows of a tile): for
-// every input channel c < nch and kernel tap t < khw it writes one group of
-// mr512 floats,
+// im2colT512 generates the packers of transposed im2col panels, the packed
+// A operand of Cᵀ = Bᵀ·Aᵀ (output pixels as the mr512 rows of a tile): for
+// every input channel c < nch and kernel tap t < khw they write one group of
+// mr512 floats, dst[(c*khw+t)*mr512 + j] for j < mr512, from channel c of
+// src (hw floats apart); lanes masked off below are 0.
 //
-//	dst[(c*khw+t)*mr512 + j] = mask(t, j) ? src[c*hw + idx[16t+j]] : 0
-//
-// for j < mr512, with one masked VGATHERDPS per group: idx[16t..16t+15] are
-// tap t's int32 offsets of the panel's pixels within a channel and masks[t]
-// its load mask (padding lanes and pixels past the image are masked off and
-// never read).
-func im2colT512() {
+// With segs == 0 (im2colT512) one masked VGATHERDPS per group reads lane j
+// from src[c*hw + idx[16t+j]] under the mask masks[t] (padding lanes and
+// pixels past the image are masked off and never read). With segs > 0
+// (im2colT512L<segs>, stride-1 convolutions, where the pixels of one output
+// row read consecutive inputs) segs masked loads per group, merged, read
+// lane j from src[c*hw + off[segs*t+s] + j] under masks[segs*t+s] (the
+// lanes of the panel's output row s).
+func im2colT512(segs int) {
 	name := "im2colT512"
-	TEXT(name, NOSPLIT, "func(nch, khw int, dst, src *float32, hw int, idx *int32, masks *uint16)")
-	Doc(name+" packs nch*khw groups of 14 floats of a transposed im2col panel with", "masked gathers, see im2colT512.")
+	sig := "func(nch, khw int, dst, src *float32, hw int, idx *int32, masks *uint16)"
+	if segs > 0 {
+		name = fmt.Sprintf("im2colT512L%d", segs)
+		sig = "func(nch, khw int, dst, src *float32, hw int, off *int, masks *uint16)"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Doc(name+" packs nch*khw groups of 14 floats of a transposed im2col panel, see", "im2colT512.")
 	nch := Load(Param("nch"), reg.RCX)
 	dst := Load(Param("dst"), reg.RDI)
 	src := Load(Param("src"), reg.RSI)
@@ -673,18 +680,37 @@ func im2colT512() {
 	Label(name + "_ch")
 	TESTQ(nch, nch)
 	JE(LabelRef(name + "_done"))
-	idx := Load(Param("idx"), reg.R10)
+	var tab reg.GPPhysical = reg.R10
+	if segs == 0 {
+		Load(Param("idx"), tab)
+	} else {
+		Load(Param("off"), tab)
+	}
 	masks := Load(Param("masks"), reg.R11)
 	t := Load(Param("khw"), reg.R12)
 	Label(name + "_tap")
-	VMOVDQU32(Mem{Base: idx}, reg.Z1)
-	KMOVW(Mem{Base: masks}, reg.K1)
 	VXORPS(reg.Z0, reg.Z0, reg.Z0)
-	VGATHERDPS(Mem{Base: src, Index: reg.Z1, Scale: 4}, reg.K1, reg.Z0)
+	if segs == 0 {
+		VMOVDQU32(Mem{Base: tab}, reg.Z1)
+		KMOVW(Mem{Base: masks}, reg.K1)
+		VGATHERDPS(Mem{Base: src, Index: reg.Z1, Scale: 4}, reg.K1, reg.Z0)
+		ADDQ(Imm(64), tab)
+		ADDQ(Imm(2), masks)
+	} else {
+		ks := []reg.OpmaskPhysical{reg.K1, reg.K2, reg.K3, reg.K4}
+		ps := []reg.GPPhysical{reg.R13, reg.R14, reg.R15, reg.RAX}
+		for i := 0; i < segs; i++ {
+			MOVQ(Mem{Base: tab, Disp: 8 * i}, ps[i])
+			KMOVW(Mem{Base: masks, Disp: 2 * i}, ks[i])
+		}
+		for i := 0; i < segs; i++ {
+			VMOVUPS(Mem{Base: src, Index: ps[i], Scale: 4}, ks[i], reg.Z0)
+		}
+		ADDQ(Imm(uint64(8*segs)), tab)
+		ADDQ(Imm(uint64(2*segs)), masks)
+	}
 	VMOVUPS(reg.Z0, reg.K7, Mem{Base: dst})
 	ADDQ(Imm(4*mr512), dst)
-	ADDQ(Imm(64), idx)
-	ADDQ(Imm(2), masks)
 	DECQ(t)
 	JNZ(LabelRef(name + "_tap"))
 	ADDQ(hw, src)

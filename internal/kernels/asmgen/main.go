@@ -35,7 +35,9 @@ func main() {
 	peakFMA512()
 	im2col512(1)
 	im2col512(2)
-	im2colT512()
+	for segs := 0; segs <= 3; segs++ {
+		im2colT512(segs)
+	}
 	transposeT512()
 	dw3x3512(1)
 	dw3x3512(2)
