@@ -124,6 +124,7 @@ var benchConvs = []benchConv{
 	convShape("resnet18/l2_ds_64x56_1x1s2", 64, 56, 128, 1, 2, 0, 1),
 	convShape("resnet18/l2_128x28_3x3", 128, 28, 128, 3, 1, 1, 1),
 	convShape("resnet18/l3_256x14_3x3", 256, 14, 256, 3, 1, 1, 1),
+	convShape("resnet18/l4_s2_256x14_3x3s2", 256, 14, 512, 3, 2, 1, 1),
 	convShape("resnet18/l4_512x7_3x3", 512, 7, 512, 3, 1, 1, 1),
 	convShape("vgg16/conv1_2_64x224_3x3", 64, 224, 64, 3, 1, 1, 1),
 	convShape("vgg16/conv3_2_256x56_3x3", 256, 56, 256, 3, 1, 1, 1),
