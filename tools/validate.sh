@@ -18,7 +18,7 @@
 #   NS         [2 3 4]
 #   VGG_NS     n for vgg16 [4] (VGG-16 is 2/3 of the time at every n)
 #   QUOTA      CPU per worker, fraction of a core [0.45: 4 × 0.45 ≤ 1.8 of 2 cores]
-#   CPU_PERIOD CFS period of the quota [0: the testbed default, 2ms or 1ms/quota: a steadily slower device, not a
+#   CPU_PERIOD CFS period of the quota [0: the testbed default, 5ms or 1ms/quota: a steadily slower device, not a
 #              full-speed one that stalls for the rest of a 100 ms period]
 #   BANDWIDTH  link rate [100Mbps]
 #   REPEAT     requests per run [3]

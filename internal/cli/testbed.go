@@ -107,7 +107,7 @@ func newTestbedUpCmd() *cobra.Command {
 	f.StringVar(&bandwidth, "bandwidth", "100Mbps", "link rate of each device, e.g. 100Mbps, 12.5MB/s, 0 for unshaped; a comma list gives one per device")
 	f.Float64Var(&latency, "latency", 0, "per-message latency in ms (recorded for workers and the cost model; the kernel does not apply it)")
 	f.StringVar(&cpuQuota, "cpu-quota", "0", "CPU quota as a fraction of one core (0: none); a comma list gives one per device")
-	f.DurationVar(&cpuPeriod, "cpu-period", 0, "CFS period of the CPU quotas (0: 2ms, or 1ms/quota when longer, so a device runs steadily slower rather than in stalled bursts)")
+	f.DurationVar(&cpuPeriod, "cpu-period", 0, "CFS period of the CPU quotas (0: 5ms, or 1ms/quota when longer, so a device runs steadily slower rather than in stalled bursts)")
 	f.StringVar(&mem, "memory", "0", "memory limit, e.g. 512MiB (0: none); a comma list gives one per device")
 	f.StringVar(&prefix, "prefix", testbed.DefaultPrefix, "name prefix (lower-case letters and digits) so several beds can coexist")
 	f.IntVar(&subnet, "subnet", 0, "use 10.N.0.0/24 (0: pick a free one)")

@@ -43,6 +43,12 @@ type Device struct {
 	// ByClass overrides GFLOPS per operator class (conv, depthwise, gemm,
 	// pool, elementwise, memory), as measured by `iop profile`.
 	ByClass map[string]float64 `yaml:"gflops_by_class,omitempty" json:"gflops_by_class,omitempty"`
+	// BytesPerSec, per operator class, adds a memory term to an operator's
+	// time: time = FLOPs / speed + bytes touched / BytesPerSec[class]
+	// (bytes of its inputs, weights included, and outputs). `iop profile`
+	// fits both terms to layers of different arithmetic intensity; a class
+	// without an entry costs FLOPs / speed only.
+	BytesPerSec map[string]float64 `yaml:"bytes_per_sec_by_class,omitempty" json:"bytes_per_sec_by_class,omitempty"`
 	// Memory is the memory limit in bytes (0: unlimited).
 	Memory Bytes `yaml:"memory" json:"memory"`
 }
@@ -148,6 +154,11 @@ func (s *Spec) Validate() error {
 				return fmt.Errorf("device %q: gflops_by_class %s must be positive", d.Name, c)
 			}
 		}
+		for c, v := range d.BytesPerSec {
+			if v <= 0 {
+				return fmt.Errorf("device %q: bytes_per_sec_by_class %s must be positive", d.Name, c)
+			}
+		}
 	}
 	if s.Coordinator != nil && (s.Coordinator.Bandwidth <= 0 || s.Coordinator.LatencyMS < 0) {
 		return fmt.Errorf("coordinator link: bandwidth must be positive and latency not negative")
@@ -165,6 +176,11 @@ func (s *Spec) Validate() error {
 
 // N is the number of devices.
 func (s *Spec) N() int { return len(s.Devices) }
+
+// MemorySpeed is device i's bytes/s term for an operator class (0: none).
+func (s *Spec) MemorySpeed(i int, class string) float64 {
+	return s.Devices[i].BytesPerSec[class]
+}
 
 // Speed is device i's speed in FLOP/s for an operator class.
 func (s *Spec) Speed(i int, class string) float64 {

@@ -66,12 +66,55 @@ type Timeline struct {
 	Devices [][]Span `json:"devices"`
 }
 
+// Work is what one operator application costs: its FLOPs, its operator
+// class and the bytes it touches (every input, weights included, and every
+// output).
+type Work struct {
+	FLOPs int64
+	Class ops.Class
+	Bytes int64
+}
+
+// NodeWork is the work of node n on inputs in producing outs.
+func NodeWork(n *graph.Node, in []ops.Input, outs []graph.ValueInfo) Work {
+	def, ok := ops.Lookup(n.Op)
+	if !ok || def.FLOPs == nil || def.View {
+		return Work{Class: ops.ClassElem}
+	}
+	w := Work{FLOPs: def.FLOPs(n, in, outs), Class: def.ClassFor(n, in)}
+	for _, x := range in {
+		if x.Present {
+			w.Bytes += int64(x.Shape.Numel()) * int64(x.DType.Size())
+		}
+	}
+	for _, o := range outs {
+		w.Bytes += int64(o.Shape.Numel()) * int64(o.DType.Size())
+	}
+	return w
+}
+
+// Seconds is the time work takes on device d: FLOPs at the device's speed
+// for the class plus, when the spec has a memory term for the class, the
+// bytes at that rate. Operators without FLOPs (shape operations) are free.
+func Seconds(spec *cluster.Spec, d int, w Work) float64 {
+	if w.FLOPs <= 0 {
+		return 0
+	}
+	t := float64(w.FLOPs) / spec.Speed(d, string(w.Class))
+	if bps := spec.MemorySpeed(d, string(w.Class)); bps > 0 {
+		t += float64(w.Bytes) / bps
+	}
+	return t
+}
+
 // StepFLOPs returns the FLOPs and operator class of a compute step.
 func StepFLOPs(p *partition.Program, s *partition.Step) (int64, ops.Class) {
-	def, ok := ops.Lookup(s.Node.Op)
-	if !ok || def.FLOPs == nil {
-		return 0, ops.ClassElem
-	}
+	w := StepWork(p, s)
+	return w.FLOPs, w.Class
+}
+
+// StepWork is the work of a compute step of program p.
+func StepWork(p *partition.Program, s *partition.Step) Work {
 	in := make([]ops.Input, len(s.Node.Inputs))
 	for k, name := range s.Node.Inputs {
 		if name == "" {
@@ -89,7 +132,7 @@ func StepFLOPs(p *partition.Program, s *partition.Step) (int64, ops.Class) {
 	for k, name := range s.Node.Outputs {
 		outs[k] = p.Values[name]
 	}
-	return def.FLOPs(s.Node, in, outs), def.ClassFor(s.Node, in)
+	return NodeWork(s.Node, in, outs)
 }
 
 type devState struct {
@@ -147,11 +190,9 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			t := st[d].time
 			switch s.Kind {
 			case partition.Compute:
-				fl, class := StepFLOPs(p, s)
-				dur := float64(fl) / spec.Speed(d, string(class))
-				if fl == 0 {
-					dur = 0
-				}
+				w := StepWork(p, s)
+				fl := w.FLOPs
+				dur := Seconds(spec, d, w)
 				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: fl})
 				pred.Devices[d].ComputeMS += dur * 1e3
 				st[d].time += dur

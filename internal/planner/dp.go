@@ -62,6 +62,7 @@ import (
 	"sort"
 
 	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/cost"
 	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/ops"
 	"github.com/iop-edge/iop/internal/partition"
@@ -574,15 +575,7 @@ func boxBytes(b box, size int64) int64 { return int64(b.Numel()) * size }
 
 // computeTime is the time device d needs for local operator ln.
 func (dp *dpCtx) computeTime(d int, ln *graph.Node, in []ops.Input, outs []graph.ValueInfo) float64 {
-	def, ok := ops.Lookup(ln.Op)
-	if !ok || def.FLOPs == nil {
-		return 0
-	}
-	fl := def.FLOPs(ln, in, outs)
-	if fl == 0 {
-		return 0
-	}
-	return float64(fl) / dp.pr.Cluster.Speed(d, string(def.Class))
+	return cost.Seconds(dp.pr.Cluster, d, cost.NodeWork(ln, in, outs))
 }
 
 // localInput describes input k of a local operator.

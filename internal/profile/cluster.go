@@ -95,6 +95,7 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 			rep.Devices[i].Ops = r
 			out.Devices[i].GFLOPS = r.GFLOPS
 			out.Devices[i].ByClass = r.ByClass
+			out.Devices[i].BytesPerSec = r.BytesPerSec
 		}
 	}
 
@@ -177,6 +178,7 @@ func Local(ctx context.Context, name string, req OpsRequest) (*cluster.Spec, *Op
 	s := cluster.Uniform(1, r.GFLOPS, memTotal(), cluster.Bandwidth(cluster.DefaultBandwidthMbps*1e6/8), cluster.DefaultLatencyMS)
 	s.Devices[0].Name = name
 	s.Devices[0].ByClass = r.ByClass
+	s.Devices[0].BytesPerSec = r.BytesPerSec
 	if err := s.Validate(); err != nil {
 		return nil, nil, err
 	}

@@ -42,10 +42,15 @@ const DefaultBudget = 5 * time.Second
 
 // OpsResult is a device's measured speed.
 type OpsResult struct {
-	// ByClass is GFLOP/s per operator class: the FLOPs of the class's
-	// representative layers (counted as the cost model counts them) over
-	// the wall time they took.
+	// ByClass is GFLOP/s per operator class: the compute term of the
+	// time model fitted to the class's representative layers, time =
+	// FLOPs / speed + bytes / BytesPerSec (FLOPs counted as the cost model
+	// counts them). A class whose layers do not tell the two terms apart
+	// has no memory term, and its speed is total FLOPs over total time.
 	ByClass map[string]float64 `json:"gflops_by_class"`
+	// BytesPerSec is the memory term per class (bytes of inputs, weights
+	// and outputs per second); absent when the fit has none.
+	BytesPerSec map[string]float64 `json:"bytes_per_sec_by_class,omitempty"`
 	// GFLOPS is the conv speed, the class that dominates CNN time; the
 	// cluster spec uses it for classes not listed.
 	GFLOPS  float64 `json:"gflops"`
@@ -61,6 +66,7 @@ type Case struct {
 	Class  string  `json:"class"`
 	Name   string  `json:"name"`
 	FLOPs  int64   `json:"flops"`
+	Bytes  int64   `json:"bytes"`
 	Runs   int     `json:"runs"`
 	MS     float64 `json:"ms"` // mean wall time per run
 	GFLOPS float64 `json:"gflops"`
@@ -106,6 +112,10 @@ func layers() []layer {
 	add(ops.ClassConv, conv("resnet 3x3 256@14", 256, 256, 14, 3, 1, 1))
 	add(ops.ClassConv, conv("resnet50 1x1 256→64@56", 256, 64, 56, 1, 1, 1))
 	add(ops.ClassConv, conv("resnet 3x3 512@7", 512, 512, 7, 3, 1, 1))
+	// Low arithmetic intensity (few input channels): the memory term.
+	add(ops.ClassConv, conv("stem 3x3 s2 3→32@224", 3, 32, 224, 3, 2, 1))
+	add(ops.ClassConv, conv("mobilenetv2 1x1 16→96@112", 16, 96, 112, 1, 1, 1))
+	add(ops.ClassConv, conv("mobilenetv2 1x1 96→24@56", 96, 24, 56, 1, 1, 1))
 
 	add(ops.ClassDepthwise, conv("mobilenetv2 dw3x3 144@56", 144, 144, 56, 3, 1, 144))
 	add(ops.ClassDepthwise, conv("mobilenetv2 dw3x3 s2 96@112", 96, 96, 112, 3, 2, 96))
@@ -163,6 +173,7 @@ type prepared struct {
 	kern  ops.Kernel
 	outs  []*tensor.Tensor
 	flops int64
+	bytes int64 // inputs, weights and outputs (cost.NodeWork's Bytes)
 }
 
 func prepare(l layer) (*prepared, error) {
@@ -192,8 +203,12 @@ func prepare(l layer) (*prepared, error) {
 		return nil, fmt.Errorf("profile: %s: %w", l.name, err)
 	}
 	p := &prepared{layer: l, kern: k, flops: d.FLOPs(l.node, in, vi)}
+	for _, t := range l.in {
+		p.bytes += t.Bytes()
+	}
 	for _, v := range vi {
 		p.outs = append(p.outs, tensor.New(v.DType, v.Shape))
+		p.bytes += int64(v.Shape.Numel()) * int64(v.DType.Size())
 	}
 	return p, nil
 }
@@ -250,18 +265,63 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 		}
 		var flops float64
 		var total time.Duration
+		var fs, bs, ts []float64
 		for i, p := range ps {
 			flops += float64(p.flops) * float64(runs[i])
 			total += times[i]
 			ms := times[i].Seconds() * 1e3 / float64(runs[i])
-			res.Cases = append(res.Cases, Case{Class: string(class), Name: p.name, FLOPs: p.flops, Runs: runs[i], MS: ms,
+			res.Cases = append(res.Cases, Case{Class: string(class), Name: p.name, FLOPs: p.flops, Bytes: p.bytes, Runs: runs[i], MS: ms,
 				GFLOPS: float64(p.flops) / (ms * 1e6)})
+			fs, bs, ts = append(fs, float64(p.flops)), append(bs, float64(p.bytes)), append(ts, ms/1e3)
 		}
-		res.ByClass[string(class)] = round3(flops / total.Seconds() / 1e9)
+		speed := flops / total.Seconds()
+		if a, b := FitTime(fs, bs, ts); a > 0 && b > 0 {
+			speed = 1 / a
+			if res.BytesPerSec == nil {
+				res.BytesPerSec = map[string]float64{}
+			}
+			res.BytesPerSec[string(class)] = round3(1 / b)
+		}
+		res.ByClass[string(class)] = round3(speed / 1e9)
 	}
 	res.GFLOPS = res.ByClass[string(ops.ClassConv)]
 	res.WallMS = time.Since(start).Seconds() * 1e3
 	return res, nil
+}
+
+// FitTime fits t ≈ a·flops + b·bytes with a, b ≥ 0 to measured layers,
+// minimizing the squared relative errors (small layers count as much as
+// large ones). It returns b = 0 when the layers do not separate the terms
+// (fewer than three, or arithmetic intensities within a factor of 4): then
+// a is the flops-only fit.
+func FitTime(flops, bytes, t []float64) (a, b float64) {
+	var xx, xy, yy, x1, y1 float64
+	lo, hi := math.Inf(1), 0.0 // arithmetic intensity range
+	for i := range t {
+		if bytes[i] > 0 {
+			lo, hi = min(lo, flops[i]/bytes[i]), max(hi, flops[i]/bytes[i])
+		}
+	}
+	for i := range t {
+		if t[i] <= 0 {
+			continue
+		}
+		x, y := flops[i]/t[i], bytes[i]/t[i]
+		xx, xy, yy, x1, y1 = xx+x*x, xy+x*y, yy+y*y, x1+x, y1+y
+	}
+	if xx == 0 {
+		return 0, 0
+	}
+	flopsOnly := x1 / xx
+	det := xx*yy - xy*xy
+	if len(t) < 3 || hi < 4*lo || det <= 1e-9*xx*yy {
+		return flopsOnly, 0
+	}
+	a, b = (x1*yy-y1*xy)/det, (y1*xx-x1*xy)/det
+	if a <= 0 || b <= 0 {
+		return flopsOnly, 0
+	}
+	return a, b
 }
 
 // round3 keeps three significant digits (measurements are not more exact).

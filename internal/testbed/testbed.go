@@ -40,15 +40,16 @@ const StateDir = "/run/iop-testbed"
 const DefaultPrefix = "tb"
 
 // DefaultCPUPeriod is the CFS period used for a CPU quota when the Config
-// gives none: 2 ms, or longer when the quota per period would fall below
+// gives none: 5 ms, or longer when the quota per period would fall below
 // the kernel's 1 ms minimum. Measured on the validation testbed
 // (docs/VALIDATION.md): with the kernel's usual 100 ms a 0.45-core device
 // ran a 20 ms request in 20 or 80 ms depending on where the stall fell;
-// 10 ms still left single steps 2–6× slower than the device's profiled
-// speed; 2.5 ms brought single-device runs within 10–15 % of it.
+// with 2.2 ms (the 1 ms minimum quota) single-device runs were 1.1–1.65×
+// slower than the profiled speed, with 5 ms 1.0–1.45× and with 10 ms
+// 1.1–1.45×.
 func DefaultCPUPeriod(quota float64) time.Duration {
-	p := 2 * time.Millisecond
-	if quota > 0 && quota < 0.5 {
+	p := 5 * time.Millisecond
+	if quota > 0 && quota < 0.2 {
 		p = time.Duration(float64(time.Millisecond)/quota) + 1
 	}
 	return min(p, time.Second)

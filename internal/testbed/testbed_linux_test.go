@@ -362,7 +362,7 @@ func TestCPUQuota(t *testing.T) {
 	if st["nr_throttled"] == 0 {
 		t.Errorf("cgroup never throttled: %v", st)
 	}
-	// The default period for a 0.2 quota: 1 ms / 0.2 = 5 ms, quota 1 ms.
+	// The default period for a 0.2 quota: 5 ms, quota 1 ms.
 	for file, want := range map[string]string{"cpu.cfs_period_us": "5000", "cpu.cfs_quota_us": "1000"} {
 		got, err := os.ReadFile(filepath.Join(b.Devices[0].CPUCgroup, file))
 		if err != nil {
@@ -375,7 +375,7 @@ func TestCPUQuota(t *testing.T) {
 }
 
 func TestDefaultCPUPeriod(t *testing.T) {
-	for q, want := range map[float64]time.Duration{1: 2 * time.Millisecond, 0.5: 2 * time.Millisecond, 0.45: 2222223 * time.Nanosecond, 0.25: 4000001 * time.Nanosecond} {
+	for q, want := range map[float64]time.Duration{1: 5 * time.Millisecond, 0.45: 5 * time.Millisecond, 0.2: 5 * time.Millisecond, 0.1: 10000001 * time.Nanosecond} {
 		if got := DefaultCPUPeriod(q); got != want {
 			t.Errorf("DefaultCPUPeriod(%g) = %v, want %v", q, got, want)
 		}
