@@ -345,7 +345,7 @@ func (c *Conv) runTransposed(pool *Pool, in, out []float32) {
 	} else {
 		pack(0, mp)
 	}
-	j := gemmJob{ks: ks, m: ohw, n: p.OutC, k: k, alpha: 1, pa: pa, pb: c.packedT, c: ct, ldc: p.OutC}
+	j := gemmJob{ks: ks, m: ohw, n: p.OutC, k: k, alpha: 1, pa: pa, pb: c.packedT, c: ct, ldc: p.OutC, pfB: true}
 	j.run(pool)
 	tr := func(lo, hi int) { c.transposeOut(ct, out, lo, hi) }
 	if t > 1 && ohw*p.OutC >= 1<<15 {

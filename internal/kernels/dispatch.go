@@ -21,6 +21,9 @@ type kernelSet struct {
 	// bias[t*bstride+r] to row r and clamps to [lo, hi]. Only rows×n values
 	// of each tile of C are read or written.
 	tiles func(rows, n, tiles, k int, a []float32, astride int, b, c []float32, ldc int, alpha float32, flags int, bias []float32, bstride int, lo, hi float32)
+	// tilesPF, if not nil, is tiles that also prefetches (into L2) the B
+	// panel pfb floats after b: the next panel of a constant, streamed B.
+	tilesPF func(rows, n, tiles, k int, a []float32, astride int, b, c []float32, ldc int, alpha float32, flags int, bias []float32, bstride int, lo, hi float32, pfb int)
 	// dot4 computes out[r] = dot(x[:n], w[r*ldw:][:n]) for r = 0..3.
 	dot4 func(n int, x, w []float32, ldw int, out *[4]float32)
 	// axpy computes y[:n] += alpha*x[:n].

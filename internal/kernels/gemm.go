@@ -324,6 +324,10 @@ type gemmJob struct {
 	c           []float32
 	ldc         int
 	epi         *epilogue // nil: none
+	// pfB: prefetch the next B panel of pb while computing one (B is
+	// streamed weights, e.g. the transposed convolution), if the kernel set
+	// can.
+	pfB bool
 }
 
 // run splits the product over p's threads, along N (each thread packs its
@@ -507,7 +511,12 @@ func (j *gemmJob) panel(i0, i1, jj, nn, pc, kc int, b []float32) {
 		if epi != nil && epi.bias != nil {
 			bias, bstride = epi.bias[part.i:], mr
 		}
-		j.ks.tiles(part.rows, nn, part.tiles, kc, j.pa[(part.i/mr)*j.k*mr+pc*mr:], j.k*mr, b,
+		a := j.pa[(part.i/mr)*j.k*mr+pc*mr:]
+		if j.pfB && j.pb != nil && j.ks.tilesPF != nil {
+			j.ks.tilesPF(part.rows, nn, part.tiles, kc, a, j.k*mr, b, c[part.i*ldc+jj:], ldc, j.alpha, flags, bias, bstride, lo, hi, j.k*j.ks.nr)
+			continue
+		}
+		j.ks.tiles(part.rows, nn, part.tiles, kc, a, j.k*mr, b,
 			c[part.i*ldc+jj:], ldc, j.alpha, flags, bias, bstride, lo, hi)
 	}
 	if epi != nil && !epi.clampOnly {

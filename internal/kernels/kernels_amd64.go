@@ -26,6 +26,7 @@ func archKernelSets() []*kernelSet {
 	avx512 := &kernelSet{
 		name: "avx512", mr: mr512, nr: nr512,
 		tiles:      tiles512,
+		tilesPF:    tilesPF512,
 		dot4:       dot4AVX2,
 		axpy:       axpyAVX2,
 		dw3x3:      dw3x3AVX2,
@@ -71,6 +72,30 @@ func tiles512(rows, n, tiles, k int, a []float32, astride int, b, c []float32, l
 		m2 = 1<<(n-16) - 1
 	}
 	sgemm512Rows[rows](tiles, k, &a[0], astride, &b[0], &c[0], ldc, alpha, flags, &bias[0], bstride, lo, hi, m1, m2)
+}
+
+// sgemm512PRows[r] is sgemm512Rows[r] with a prefetch of the next B panel.
+var sgemm512PRows = [mr512 + 1]func(tiles, k int, a *float32, astride int, b, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo, hi float32, m1, m2, pfb int){nil,
+	sgemm512PR1, sgemm512PR2, sgemm512PR3, sgemm512PR4, sgemm512PR5, sgemm512PR6, sgemm512PR7,
+	sgemm512PR8, sgemm512PR9, sgemm512PR10, sgemm512PR11, sgemm512PR12, sgemm512PR13, sgemm512PR14}
+
+func tilesPF512(rows, n, tiles, k int, a []float32, astride int, b, c []float32, ldc int, alpha float32, flags int, bias []float32, bstride int, lo, hi float32, pfb int) {
+	if tiles <= 0 || k <= 0 {
+		return
+	}
+	if rows < 1 || rows > mr512 || n < 1 || n > nr512 {
+		panic("kernels: bad AVX-512 tile")
+	}
+	t := tiles - 1
+	_, _, _, _ = a[t*astride+(k-1)*mr512+rows-1], b[k*nr512-1], c[(t*rows+rows-1)*ldc+n-1], bias[t*bstride+rows-1]
+	m1, m2 := 0xFFFF, 0
+	if n < 16 {
+		m1 = 1<<n - 1
+	} else {
+		m2 = 1<<(n-16) - 1
+	}
+	// Prefetches never fault: pfb may point past b.
+	sgemm512PRows[rows](tiles, k, &a[0], astride, &b[0], &c[0], ldc, alpha, flags, &bias[0], bstride, lo, hi, m1, m2, 4*pfb)
 }
 
 func im2colAVX512(s, nch, khw int, dst, src []float32, hw int, off []int, masks []uint16, sm0, sm1 int) {

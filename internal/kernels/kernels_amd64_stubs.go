@@ -151,6 +151,118 @@ func sgemm512R13(tiles int, k int, a *float32, astride int, b *float32, c *float
 // to row r and clamps to [lo, hi].
 func sgemm512R14(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int)
 
+// sgemm512PR1 computes tiles tiles of 1x32 (m2 != 0) or 1x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR1(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR2 computes tiles tiles of 2x32 (m2 != 0) or 2x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR2(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR3 computes tiles tiles of 3x32 (m2 != 0) or 3x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR3(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR4 computes tiles tiles of 4x32 (m2 != 0) or 4x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR4(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR5 computes tiles tiles of 5x32 (m2 != 0) or 5x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR5(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR6 computes tiles tiles of 6x32 (m2 != 0) or 6x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR6(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR7 computes tiles tiles of 7x32 (m2 != 0) or 7x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR7(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR8 computes tiles tiles of 8x32 (m2 != 0) or 8x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR8(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR9 computes tiles tiles of 9x32 (m2 != 0) or 9x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR9(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR10 computes tiles tiles of 10x32 (m2 != 0) or 10x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR10(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR11 computes tiles tiles of 11x32 (m2 != 0) or 11x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR11(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR12 computes tiles tiles of 12x32 (m2 != 0) or 12x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR12(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR13 computes tiles tiles of 13x32 (m2 != 0) or 13x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR13(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
+// sgemm512PR14 computes tiles tiles of 14x32 (m2 != 0) or 14x16 (m2 == 0) of C
+// (row stride ldc) = alpha*A*B: tile t from the packed 14-row A panel at
+// a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth
+// k. Only the columns selected by the masks m1 (0..15) and m2 (16..31) of C are
+// read and written. Flag 1 adds the old C; flag 2 then adds bias[t*bstride+r]
+// to row r and clamps to [lo, hi].
+func sgemm512PR14(tiles int, k int, a *float32, astride int, b *float32, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo float32, hi float32, m1 int, m2 int, pfb int)
+
 // peakFMA512 runs n iterations of 24 independent 16-wide FMAs (768 flops each).
 func peakFMA512(n int)
 

@@ -29,9 +29,18 @@ var zmms = []reg.VecPhysical{
 // that are read and written; when m2 is 0 only the first 16 columns are
 // computed. Like the AVX2 kernel it runs tiles tiles down a column of C and
 // fuses alpha, accumulation (flag 1) and bias + clamp (flag 2) into the store.
-func sgemm512(rows int) {
+//
+// With pfB (sgemm512PR<rows>, extra parameter pfb) the k loop also prefetches
+// into L2 the B panel pfb bytes on (the next panel of streamed weights, when
+// B is the constant operand) instead of relying on the hardware prefetcher.
+func sgemm512(rows int, pfB bool) {
 	name := fmt.Sprintf("sgemm512R%d", rows)
-	TEXT(name, NOSPLIT, "func(tiles, k int, a *float32, astride int, b, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo, hi float32, m1, m2 int)")
+	sig := "func(tiles, k int, a *float32, astride int, b, c *float32, ldc int, alpha float32, flags int, bias *float32, bstride int, lo, hi float32, m1, m2 int)"
+	if pfB {
+		name = fmt.Sprintf("sgemm512PR%d", rows)
+		sig = sig[:len(sig)-1] + ", pfb int)"
+	}
+	TEXT(name, NOSPLIT, sig)
 	Doc(fmt.Sprintf("%s computes tiles tiles of %dx32 (m2 != 0) or %dx16 (m2 == 0) of C", name, rows, rows),
 		fmt.Sprintf("(row stride ldc) = alpha*A*B: tile t from the packed %d-row A panel at", mr512),
 		"a[t*astride:] (first rows rows used) and the packed 32-column B panel b of depth",
@@ -70,6 +79,10 @@ func sgemm512(rows int) {
 		pa := reg.RSI
 		MOVQ(abase, pa)
 		pb := Load(Param("b"), reg.RDI)
+		pfb := reg.R10 // (the epilogue reuses R10)
+		if pfB {
+			Load(Param("pfb"), pfb)
+		}
 		for r := 0; r < rows; r++ {
 			for h := 0; h < nvec; h++ {
 				VXORPS(acc(r, h), acc(r, h), acc(r, h))
@@ -80,6 +93,11 @@ func sgemm512(rows int) {
 				// The next tile's A panel (astride bytes on), which may
 				// still be in memory (weights streamed once per run).
 				PREFETCHT0(Mem{Base: pa, Index: astride, Scale: 1, Disp: u * 64})
+				if pfB {
+					for h := 0; h < 2; h++ {
+						PREFETCHT1(Mem{Base: pb, Index: pfb, Scale: 1, Disp: u*nr512*4 + 64*h})
+					}
+				}
 			}
 			for h := 0; h < nvec; h++ {
 				VMOVUPS(Mem{Base: pb, Disp: u*nr512*4 + 64*h}, bv[h])

@@ -30,7 +30,10 @@ func main() {
 	copyRows("copyRows16AVX2", 1)
 	copyRows("copyRows16s2AVX2", 2)
 	for rows := 1; rows <= mr512; rows++ {
-		sgemm512(rows)
+		sgemm512(rows, false)
+	}
+	for rows := 1; rows <= mr512; rows++ {
+		sgemm512(rows, true)
 	}
 	peakFMA512()
 	im2col512(1)
