@@ -158,7 +158,8 @@ func (c *Conv) runGroup(pool *Pool, g int, in, out []float32) {
 func (c *Conv) WorkspaceBytes() int64 {
 	p := c.p
 	if c.trans {
-		return int64(ceilDiv(p.OutH*p.OutW, c.ks.mr)*c.ks.mr*c.kdim+p.OutH*p.OutW*p.OutC) * 4
+		pa := ceilDiv(p.OutH*p.OutW, c.ks.mr) * c.ks.mr * c.kdim
+		return (int64(pa)*int64(runtime.GOMAXPROCS(0)) + int64(p.OutH*p.OutW*p.OutC)) * 4
 	}
 	var per int
 	if c.depthwise {
@@ -320,40 +321,40 @@ func (c *Conv) prepareSegments(segs int) {
 	}
 }
 
-// runTransposed computes Cᵀ = im2colᵀ·Wᵀ into scratch (pixel panels packed
-// in parallel, the GEMM split as gemmJob decides) and writes its transpose
-// with bias and activation to out.
+// runTransposed computes Cᵀ = im2colᵀ·Wᵀ into scratch and writes its
+// transpose with bias and activation to out. With several threads the
+// output channels (columns of Cᵀ, panels of the streamed weights) are split,
+// one chunk per thread: each thread packs all pixel panels into its own
+// scratch (a shared copy, written by one core after the other read it,
+// took 3× longer to pack) and writes back the channels it computed.
 func (c *Conv) runTransposed(pool *Pool, in, out []float32) {
 	p := c.p
 	ks := c.ks
-	mr, k := ks.mr, c.kdim
+	mr, nr, k := ks.mr, ks.nr, c.kdim
 	ohw := p.OutH * p.OutW
-	mp := ceilDiv(ohw, mr)
-	sa, sc := getScratch(mp*mr*k), getScratch(ohw*p.OutC)
-	pa, ct := sa.buf, sc.buf
-	t := pool.Threads()
-	pack := func(lo, hi int) { c.packPanels(in, pa, lo, hi) }
-	// Loops under ~20 µs are not worth waking another thread: a group of
-	// mr pixels takes ~6 ns with a gather, ~2.4 ns with masked loads, an
-	// output value ~1 ns.
-	groupNs := 6
-	if c.tSegs > 0 {
-		groupNs = 2
+	mp, np := ceilDiv(ohw, mr), ceilDiv(p.OutC, nr)
+	sc := getScratch(ohw * p.OutC)
+	ct := sc.buf
+	j := gemmJob{ks: ks, m: ohw, n: p.OutC, k: k, alpha: 1, pb: c.packedT, c: ct, ldc: p.OutC, pfB: true}
+	t := min(pool.Threads(), np)
+	if ohw*p.OutC*k < minParallelWork {
+		t = 1
 	}
-	if t > 1 && mp*k*groupNs >= 20000 {
-		pool.Parallel(mp, pack)
+	work := func(lo, hi int) {
+		n0, n1 := np*lo/t*nr, min(p.OutC, np*hi/t*nr)
+		sa := getScratch(mp * mr * k)
+		c.packPanels(in, sa.buf, 0, mp)
+		jj := j
+		jj.pa = sa.buf
+		jj.block(0, ohw, n0, n1)
+		c.transposeOut(ct, out, n0, n1)
+		putScratch(sa)
+	}
+	if t <= 1 {
+		work(0, 1)
 	} else {
-		pack(0, mp)
+		pool.parallel(t, t, work)
 	}
-	j := gemmJob{ks: ks, m: ohw, n: p.OutC, k: k, alpha: 1, pa: pa, pb: c.packedT, c: ct, ldc: p.OutC, pfB: true}
-	j.run(pool)
-	tr := func(lo, hi int) { c.transposeOut(ct, out, lo, hi) }
-	if t > 1 && ohw*p.OutC >= 1<<15 {
-		pool.Parallel(p.OutC, tr)
-	} else {
-		tr(0, p.OutC)
-	}
-	putScratch(sa)
 	putScratch(sc)
 }
 
