@@ -152,9 +152,6 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 	st := make([]devState, n)
 	tl := &Timeline{Devices: make([][]Span, n)}
 	arrival := map[msgKey]float64{}
-	upFree := make([]float64, n)
-	downFree := make([]float64, n)
-	var mediumFree float64
 	pred := &plan.Prediction{Devices: make([]plan.DevicePrediction, n)}
 	for d := range pred.Devices {
 		pred.Devices[d].Name = spec.Devices[d].Name
@@ -175,79 +172,89 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "input", StartMS: 0, EndMS: st[d].time * 1e3, Bytes: inBytes[d]})
 		}
 	}
-	// Advance the device with the smallest clock that can make progress.
+	// Discrete-event simulation: the next event is either the device with
+	// the smallest clock running one step, or the next message completing
+	// in the fluid network model (whichever is earlier), so messages start
+	// and share the links in time order.
+	nw := newNetwork(spec)
 	h := &clockHeap{}
 	for d := 0; d < n; d++ {
-		heap.Push(h, clockItem{d, 0})
+		if len(ps.Devices[d].Steps) > 0 {
+			heap.Push(h, clockItem{d, st[d].time})
+		}
 	}
 	blocked := map[msgKey]int{} // message a device waits for → device
-	for h.Len() > 0 {
-		it := heap.Pop(h).(clockItem)
-		d := it.dev
-		p := ps.Devices[d]
-		for st[d].pc < len(p.Steps) {
-			s := &p.Steps[st[d].pc]
-			t := st[d].time
-			switch s.Kind {
-			case partition.Compute:
-				w := StepWork(p, s)
-				fl := w.FLOPs
-				dur := Seconds(spec, d, w)
-				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: fl})
-				pred.Devices[d].ComputeMS += dur * 1e3
-				st[d].time += dur
-			case partition.Copy:
-				dur := float64(s.Bytes) / prm.CopyBytesPerSec
-				if dur > 0 {
-					tl.Devices[d] = append(tl.Devices[d], Span{Kind: "copy", Node: s.Orig, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, Bytes: s.Bytes})
-				}
-				st[d].time += dur
-			case partition.Send:
-				link := spec.LinkBetween(d, s.Peer)
-				dur := float64(s.Bytes) / float64(link.Bandwidth)
-				var start float64
-				if spec.Topology == cluster.Shared {
-					start = max(t, mediumFree)
-					mediumFree = start + dur
-				} else {
-					start = max(t, upFree[d], downFree[s.Peer])
-					upFree[d], downFree[s.Peer] = start+dur, start+dur
-				}
-				end := start + dur + link.LatencyMS/1e3
-				k := msgKey{d, s.Peer, s.Tag}
-				arrival[k] = end
-				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "send", Node: s.Orig, Peer: s.Peer, StartMS: start * 1e3, EndMS: end * 1e3, Bytes: s.Bytes})
-				pred.BytesSent += s.Bytes
-				pred.Messages++
-				pred.Devices[d].BytesSent += s.Bytes
-				pred.Devices[s.Peer].BytesReceived += s.Bytes
-				if w, ok := blocked[k]; ok {
-					delete(blocked, k)
-					heap.Push(h, clockItem{w, st[w].time})
-				}
-			case partition.Recv:
-				k := msgKey{s.Peer, d, s.Tag}
-				a, ok := arrival[k]
-				if !ok {
-					blocked[k] = d
-					goto next
-				}
-				if a > t {
-					tl.Devices[d] = append(tl.Devices[d], Span{Kind: "recv-wait", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: a * 1e3, Bytes: s.Bytes})
-					st[d].time = a
-				}
-				// Adding or placing the received region is a local copy.
-				st[d].time += float64(s.Bytes) / prm.CopyBytesPerSec
-			}
-			st[d].pc++
-			// Yield to devices whose clocks are behind, so links are booked
-			// in time order.
-			if h.Len() > 0 && (*h)[0].time < st[d].time {
-				heap.Push(h, clockItem{d, st[d].time})
-				goto next
-			}
+	arrive := func(k msgKey, at float64) {
+		arrival[k] = at
+		if w, ok := blocked[k]; ok {
+			delete(blocked, k)
+			heap.Push(h, clockItem{w, st[w].time})
 		}
-	next:
+	}
+	for {
+		tf, flowing := nw.next()
+		if h.Len() == 0 && !flowing {
+			break
+		}
+		if flowing && (h.Len() == 0 || tf <= (*h)[0].time) {
+			nw.advance(tf)
+			for _, f := range nw.completed() {
+				end := nw.now + f.latency
+				tl.Devices[f.key.from][f.span].EndMS = end * 1e3
+				arrive(f.key, end)
+			}
+			continue
+		}
+		d := heap.Pop(h).(clockItem).dev
+		p := ps.Devices[d]
+		s := &p.Steps[st[d].pc]
+		t := st[d].time
+		nw.advance(t)
+		switch s.Kind {
+		case partition.Compute:
+			w := StepWork(p, s)
+			dur := Seconds(spec, d, w)
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: w.FLOPs})
+			pred.Devices[d].ComputeMS += dur * 1e3
+			st[d].time += dur
+		case partition.Copy:
+			dur := float64(s.Bytes) / prm.CopyBytesPerSec
+			if dur > 0 {
+				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "copy", Node: s.Orig, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, Bytes: s.Bytes})
+			}
+			st[d].time += dur
+		case partition.Send:
+			link := spec.LinkBetween(d, s.Peer)
+			k := msgKey{d, s.Peer, s.Tag}
+			lat := link.LatencyMS / 1e3
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "send", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: (t + lat) * 1e3, Bytes: s.Bytes})
+			if s.Bytes > 0 {
+				nw.add(&flow{key: k, remaining: float64(s.Bytes), cap: float64(link.Bandwidth), latency: lat, span: len(tl.Devices[d]) - 1})
+			} else {
+				arrive(k, t+lat)
+			}
+			pred.BytesSent += s.Bytes
+			pred.Messages++
+			pred.Devices[d].BytesSent += s.Bytes
+			pred.Devices[s.Peer].BytesReceived += s.Bytes
+		case partition.Recv:
+			k := msgKey{s.Peer, d, s.Tag}
+			a, ok := arrival[k]
+			if !ok {
+				blocked[k] = d
+				continue // resumed by arrive
+			}
+			if a > t {
+				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "recv-wait", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: a * 1e3, Bytes: s.Bytes})
+				st[d].time = a
+			}
+			// Adding or placing the received region is a local copy.
+			st[d].time += float64(s.Bytes) / prm.CopyBytesPerSec
+		}
+		st[d].pc++
+		if st[d].pc < len(p.Steps) {
+			heap.Push(h, clockItem{d, st[d].time})
+		}
 	}
 	for d := 0; d < n; d++ {
 		if st[d].pc < len(ps.Devices[d].Steps) {
