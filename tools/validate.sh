@@ -23,6 +23,7 @@
 #   BANDWIDTH  link rate [100Mbps]
 #   REPEAT     requests per run [3]
 #   REPROFILE  1: measure again even if $OUT/spec-n*.yaml exist [1]
+#   PROFILE_BUDGET operator-speed measuring time per worker [5s: iop profile's default]
 # Needs root (the testbed). Prints the Markdown table; raw JSON in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,7 @@ CPU_PERIOD=${CPU_PERIOD:-0}
 BANDWIDTH=${BANDWIDTH:-100Mbps}
 REPEAT=${REPEAT:-3}
 REPROFILE=${REPROFILE:-1}
+PROFILE_BUDGET=${PROFILE_BUDGET:-5s}
 mkdir -p "$OUT"
 if [ -z "${IOP:-}" ]; then
   go build -o "$OUT/iop" ./cmd/iop
@@ -47,7 +49,7 @@ if [ "$REPROFILE" = 1 ]; then rm -f "$OUT"/spec-n*.yaml; fi
   echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet -- internal/cost internal/cli/run.go || echo ' (+ uncommitted cost/run changes)')"
-  echo "quota: $QUOTA (CFS period $CPU_PERIOD), bandwidth: $BANDWIDTH, repeat: $REPEAT"
+  echo "quota: $QUOTA (CFS period $CPU_PERIOD), bandwidth: $BANDWIDTH, repeat: $REPEAT, profile budget: $PROFILE_BUDGET"
 } > "$OUT/meta.txt"
 start=$(date +%s)
 for n in $NS; do
@@ -57,7 +59,7 @@ for n in $NS; do
       f="$OUT/$m-$s-n$n.json"
       echo "$(date +%T) load $(cut -d' ' -f1 /proc/loadavg): $m $s n=$n" >&2
       if ! "$IOP" run "$m" --local "$n" --strategy "$s" --cpu-quota "$QUOTA" --cpu-period "$CPU_PERIOD" --bandwidth "$BANDWIDTH" \
-          --profile --profile-cache "$OUT/spec-n$n.yaml" --repeat "$REPEAT" --json --nodes=false \
+          --profile --profile-cache "$OUT/spec-n$n.yaml" --profile-budget "$PROFILE_BUDGET" --repeat "$REPEAT" --json --nodes=false \
           --trace "$OUT/$m-$s-n$n.trace.json" > "$f.tmp" 2> "$OUT/$m-$s-n$n.err"; then
         echo "  failed: $(tail -1 "$OUT/$m-$s-n$n.err")" >&2
         { echo '{"model":"'"$m"'","strategy":"'"$s"'","n":'"$n"',"error":'; tail -1 "$OUT/$m-$s-n$n.err" | python3 -c 'import json,sys;print(json.dumps(sys.stdin.read().strip()))'; echo '}'; } > "$f"
