@@ -369,18 +369,7 @@ func dw3x3512(s int) {
 	Label(name + "_row")
 	TESTQ(ny, ny)
 	JE(LabelRef(name + "_chdone"))
-	// Row pointers: base + iy*w*4, or the zero row.
-	for ky, r := range rows {
-		MOVQ(iy0, reg.RAX)
-		if ky > 0 {
-			ADDQ(Imm(uint64(ky)), reg.RAX)
-		}
-		MOVQ(reg.RAX, r)
-		IMULQ(paramAddr("w"), r)
-		LEAQ(Mem{Base: base, Index: r, Scale: 4}, r)
-		CMPQ(reg.RAX, paramAddr("h"))
-		CMOVQCC(paramAddr("zero"), r) // iy < 0 or iy >= h (unsigned)
-	}
+	rowPointers(rows, iy0, base, "zero")
 	Load(Param("nchunks"), chunk)
 	Load(Param("xoff"), xo)
 	SHLQ(Imm(2), xo)
@@ -451,6 +440,23 @@ func dw3x3512(s int) {
 	RET()
 }
 
+// rowPointers sets rows[ky] to the input row iy0+ky of the plane at base
+// (base + iy*w*4), or to the row in parameter outside when iy is outside
+// [0, h): the row loads of the 3×3 direct kernels.
+func rowPointers(rows []reg.GPPhysical, iy0 reg.GPPhysical, base reg.Register, outside string) {
+	for ky, r := range rows {
+		MOVQ(iy0, reg.RAX)
+		if ky > 0 {
+			ADDQ(Imm(uint64(ky)), reg.RAX)
+		}
+		MOVQ(reg.RAX, r)
+		IMULQ(paramAddr("w"), r)
+		LEAQ(Mem{Base: base, Index: r, Scale: 4}, r)
+		CMPQ(reg.RAX, paramAddr("h"))
+		CMOVQCC(paramAddr(outside), r) // iy < 0 or iy >= h (unsigned)
+	}
+}
+
 var evenIdx512, oddIdx512, nanConst512 *Mem
 
 // deinterleaveIdx512 returns the VPERMT2PS index vectors that pick the even
@@ -515,17 +521,7 @@ func maxPool3x3512(s int) {
 	Label(name + "_row")
 	TESTQ(ny, ny)
 	JE(LabelRef(name + "_chdone"))
-	for ky, r := range rows {
-		MOVQ(iy0, reg.RAX)
-		if ky > 0 {
-			ADDQ(Imm(uint64(ky)), reg.RAX)
-		}
-		MOVQ(reg.RAX, r)
-		IMULQ(paramAddr("w"), r)
-		LEAQ(Mem{Base: base, Index: r, Scale: 4}, r)
-		CMPQ(reg.RAX, paramAddr("h"))
-		CMOVQCC(paramAddr("ninf"), r) // iy < 0 or iy >= h (unsigned)
-	}
+	rowPointers(rows, iy0, base, "ninf")
 	Load(Param("nchunks"), chunk)
 	Load(Param("xoff"), xo)
 	SHLQ(Imm(2), xo)
