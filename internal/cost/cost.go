@@ -31,10 +31,11 @@ type Params struct {
 	// over the devices of the validation runs that compute.
 	ComputeOverheadBytes int64
 	// GCPercent is the workers' garbage-collector target (GOGC,
-	// worker.DefaultGCPercent). Activations are allocated per step and
-	// freed by the collector, which lets the heap grow to (1+GCPercent/100)
-	// times the live heap before it collects; the resident set keeps those
-	// pages.
+	// worker.DefaultGCPercent). What a request allocates outside the arena
+	// (its input and output regions, received and extracted send regions)
+	// is freed by the collector, which lets the heap grow to
+	// (1+GCPercent/100) times the live heap before it collects; the
+	// resident set keeps those pages.
 	GCPercent int
 	// Requests is the number of requests a worker has served since its
 	// deployment when its peak is taken: the garbage it can have
@@ -47,7 +48,7 @@ type Params struct {
 // DefaultParams: RuntimeOverheadBytes and GCPercent measured on the
 // netns testbed (docs/VALIDATION.md); CopyBytesPerSec for a
 // Raspberry-Pi-class board.
-var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 12 << 20, ComputeOverheadBytes: 6 << 20, GCPercent: 25}
+var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 12 << 20, ComputeOverheadBytes: 6 << 20, GCPercent: 10}
 
 // Span is one interval of a device's predicted timeline.
 type Span struct {

@@ -117,3 +117,11 @@ func TestRefusesForeignPeer(t *testing.T) {
 		t.Fatalf("run before deploy: %v", err)
 	}
 }
+
+// The cost model predicts the garbage a worker holds from the worker's GC
+// target: the two constants must agree.
+func TestGCPercentMatchesCostModel(t *testing.T) {
+	if cost.DefaultParams.GCPercent != worker.DefaultGCPercent {
+		t.Errorf("cost.DefaultParams.GCPercent = %d, worker.DefaultGCPercent = %d", cost.DefaultParams.GCPercent, worker.DefaultGCPercent)
+	}
+}
