@@ -108,31 +108,9 @@ func Seconds(spec *cluster.Spec, d int, w Work) float64 {
 	return t
 }
 
-// StepFLOPs returns the FLOPs and operator class of a compute step.
-func StepFLOPs(p *partition.Program, s *partition.Step) (int64, ops.Class) {
-	w := StepWork(p, s)
-	return w.FLOPs, w.Class
-}
-
 // StepWork is the work of a compute step of program p.
 func StepWork(p *partition.Program, s *partition.Step) Work {
-	in := make([]ops.Input, len(s.Node.Inputs))
-	for k, name := range s.Node.Inputs {
-		if name == "" {
-			continue
-		}
-		in[k].Present = true
-		if t, ok := p.Consts[name]; ok {
-			in[k].ValueInfo = graph.ValueInfo{Name: name, DType: t.DType, Shape: t.Shape}
-			in[k].Const = t
-		} else {
-			in[k].ValueInfo = p.Values[name]
-		}
-	}
-	outs := make([]graph.ValueInfo, len(s.Node.Outputs))
-	for k, name := range s.Node.Outputs {
-		outs[k] = p.Values[name]
-	}
+	in, outs := p.NodeIO(s.Node)
 	return NodeWork(s.Node, in, outs)
 }
 
@@ -351,7 +329,8 @@ func criticalSplit(tl *Timeline, latency float64) (compute, comm float64) {
 // memory limit sets it as the garbage collector's soft limit, which
 // collects before the headroom would cross it.
 func PeakMemoryBytes(p *partition.Program, prm Params, limit int64) int64 {
-	live := p.WeightBytes() + PackedWeightBytes(p) + PeakActivationBytes(p)
+	arena := partition.PlanArena(p)
+	live := p.WeightBytes() + PackedWeightBytes(p) + peakActivationBytes(p, arena)
 	over := prm.RuntimeOverheadBytes
 	for _, s := range p.Steps {
 		if s.Kind == partition.Compute {
@@ -359,31 +338,30 @@ func PeakMemoryBytes(p *partition.Program, prm Params, limit int64) int64 {
 			break
 		}
 	}
-	h := GCHeadroomBytes(p, live, prm)
+	h := gcHeadroomBytes(p, arena, live, prm)
 	if limit > 0 {
 		h = max(0, min(h, limit-live-over))
 	}
 	return live + h + over
 }
 
-// GCHeadroomBytes is the garbage the heap may hold on top of live bytes:
+// gcHeadroomBytes is the garbage the heap may hold on top of live bytes:
 // GCPercent of the live heap, but no more than the requests served so far
 // have allocated.
-func GCHeadroomBytes(p *partition.Program, live int64, prm Params) int64 {
+func gcHeadroomBytes(p *partition.Program, arena *partition.Arena, live int64, prm Params) int64 {
 	h := live * int64(prm.GCPercent) / 100
 	if prm.Requests > 0 {
-		h = min(h, int64(prm.Requests)*AllocBytesPerRequest(p))
+		h = min(h, int64(prm.Requests)*allocBytesPerRequest(p, arena))
 	}
 	return h
 }
 
-// AllocBytesPerRequest is what one request allocates on a device (and
+// allocBytesPerRequest is what one request allocates on a device (and
 // leaves to the garbage collector): the non-view compute outputs and
-// allocated regions outside the arena (graph outputs, non-float tensors),
+// allocated regions outside its arena (graph outputs, non-float tensors),
 // every received tensor and every extracted send region.
-func AllocBytesPerRequest(p *partition.Program) int64 {
+func allocBytesPerRequest(p *partition.Program, arena *partition.Arena) int64 {
 	var b int64
-	arena := partition.PlanArena(p)
 	size := func(name string) int64 {
 		if _, isConst := p.Consts[name]; isConst {
 			return 0
@@ -444,7 +422,10 @@ func PackedWeightBytes(p *partition.Program) int64 {
 // tensor lives in) plus the most that the tensors outside it (inputs, graph
 // outputs, received and extracted send regions) take at any step.
 func PeakActivationBytes(p *partition.Program) int64 {
-	arena := partition.PlanArena(p)
+	return peakActivationBytes(p, partition.PlanArena(p))
+}
+
+func peakActivationBytes(p *partition.Program, arena *partition.Arena) int64 {
 	live := map[string]int64{}
 	var cur, peak int64
 	add := func(name string) {
