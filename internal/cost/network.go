@@ -83,11 +83,12 @@ func (nw *network) resources(f *flow) []int {
 // reaches its pair's bandwidth; those flows freeze).
 func (nw *network) share() {
 	n := nw.spec.N()
-	left := make([]float64, 2*n+1)
+	capacity := make([]float64, 2*n+1)
 	for d := 0; d < n; d++ {
-		left[d], left[n+d] = nw.capacity[d], nw.capacity[d]
+		capacity[d], capacity[n+d] = nw.capacity[d], nw.capacity[d]
 	}
-	left[2*n] = float64(nw.spec.Link.Bandwidth)
+	capacity[2*n] = float64(nw.spec.Link.Bandwidth)
+	left := append([]float64(nil), capacity...)
 	active := make([]bool, len(nw.flows))
 	count := make([]int, len(left))
 	res := make([][]int, len(nw.flows))
@@ -126,7 +127,7 @@ func (nw *network) share() {
 			}
 			full := f.rate >= f.cap*(1-1e-12)
 			for _, r := range res[i] {
-				if left[r] <= 1e-9*nw.capacity[0]+1e-12 {
+				if left[r] <= 1e-9*capacity[r] {
 					full = true
 				}
 			}
@@ -169,7 +170,7 @@ func (nw *network) completed() []*flow {
 	var done []*flow
 	kept := nw.flows[:0]
 	for _, f := range nw.flows {
-		if f.remaining <= 1e-6*max(1, f.rate*1e-6) || (f.rate > 0 && f.remaining/f.rate <= 1e-12) {
+		if f.remaining <= max(1e-6, f.rate*1e-12) { // through, up to rounding
 			done = append(done, f)
 		} else {
 			kept = append(kept, f)
