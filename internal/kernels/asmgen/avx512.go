@@ -416,28 +416,41 @@ func dw3x3512(s int) {
 	VADDPS(acc[2], acc[0], acc[0])
 	VMAXPS(acc[0], zlo, acc[0])
 	VMINPS(acc[0], zhi, acc[0])
-	KMOVW(Mem{Base: omk}, reg.K5)
-	VMOVUPS(acc[0], reg.K5, Mem{Base: po})
-	ADDQ(Imm(64), po)
-	ADDQ(Imm(uint64(64*s)), xo)
-	ADDQ(Imm(8), mk)
-	ADDQ(Imm(2), omk)
-	DECQ(chunk)
+	direct3x3Loops(name, s, acc[0], direct3x3Regs{nc, base, out, iy0, ny, chunk, xo, mk, omk, po})
+}
+
+// direct3x3Loops closes the chunk, row and channel loops of the 3×3 direct
+// kernels (dw3x3512, maxPool3x3512): it stores chunk acc under its output
+// mask, steps to the next chunk, output row and input plane, and returns.
+func direct3x3Loops(name string, s int, acc reg.VecPhysical, r direct3x3Regs) {
+	KMOVW(Mem{Base: r.omk}, reg.K5)
+	VMOVUPS(acc, reg.K5, Mem{Base: r.po})
+	ADDQ(Imm(64), r.po)
+	ADDQ(Imm(uint64(64*s)), r.xo)
+	ADDQ(Imm(8), r.mk)
+	ADDQ(Imm(2), r.omk)
+	DECQ(r.chunk)
 	JNZ(LabelRef(name + "_chunk"))
 	// Next output row.
 	Load(Param("ow"), reg.RAX)
-	LEAQ(Mem{Base: out, Index: reg.RAX, Scale: 4}, out)
-	ADDQ(Imm(uint64(s)), iy0)
-	DECQ(ny)
+	LEAQ(Mem{Base: r.out, Index: reg.RAX, Scale: 4}, r.out)
+	ADDQ(Imm(uint64(s)), r.iy0)
+	DECQ(r.ny)
 	JMP(LabelRef(name + "_row"))
 	Label(name + "_chdone")
 	Load(Param("inStride"), reg.RAX)
-	LEAQ(Mem{Base: base, Index: reg.RAX, Scale: 4}, base)
-	DECQ(nc)
+	LEAQ(Mem{Base: r.base, Index: reg.RAX, Scale: 4}, r.base)
+	DECQ(r.nc)
 	JMP(LabelRef(name + "_ch"))
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
+}
+
+// direct3x3Regs are the loop registers of the 3×3 direct kernels.
+type direct3x3Regs struct {
+	nc, base, out                   reg.Register
+	iy0, ny, chunk, xo, mk, omk, po reg.GPPhysical
 }
 
 // rowPointers sets rows[ky] to the input row iy0+ky of the plane at base
@@ -572,27 +585,7 @@ func maxPool3x3512(s int) {
 		}
 	}
 	VMOVAPS(znan, reg.K7, acc)
-	KMOVW(Mem{Base: omk}, reg.K5)
-	VMOVUPS(acc, reg.K5, Mem{Base: po})
-	ADDQ(Imm(64), po)
-	ADDQ(Imm(uint64(64*s)), xo)
-	ADDQ(Imm(8), mk)
-	ADDQ(Imm(2), omk)
-	DECQ(chunk)
-	JNZ(LabelRef(name + "_chunk"))
-	Load(Param("ow"), reg.RAX)
-	LEAQ(Mem{Base: out, Index: reg.RAX, Scale: 4}, out)
-	ADDQ(Imm(uint64(s)), iy0)
-	DECQ(ny)
-	JMP(LabelRef(name + "_row"))
-	Label(name + "_chdone")
-	Load(Param("inStride"), reg.RAX)
-	LEAQ(Mem{Base: base, Index: reg.RAX, Scale: 4}, base)
-	DECQ(nc)
-	JMP(LabelRef(name + "_ch"))
-	Label(name + "_done")
-	VZEROUPPER()
-	RET()
+	direct3x3Loops(name, s, acc, direct3x3Regs{nc, base, out, iy0, ny, chunk, xo, mk, omk, po})
 }
 
 // addClamp512 generates dst[i] = min(max(a[i] + b[i], lo), hi) for i < n:
