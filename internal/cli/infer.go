@@ -12,6 +12,7 @@ import (
 
 	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/engine"
+	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/ops"
 	"github.com/iop-edge/iop/internal/tensor"
 	"github.com/iop-edge/iop/internal/zoo"
@@ -147,20 +148,19 @@ type nodeTime struct {
 // which on a shared machine is the closest to its undisturbed cost.
 func profileNodes(sess *engine.Session, ins []*tensor.Tensor, k int) ([]nodeTime, error) {
 	var best []nodeTime
-	for r := 0; r < k+1; r++ {
+	var nodes []*graph.Node
+	for r := 0; r <= k; r++ { // run 0 warms up
 		_, steps, err := sess.RunProfiled(ins...)
 		if err != nil {
 			return nil, err
 		}
-		if r == 0 { // warm-up
+		if best == nil {
 			best = make([]nodeTime, len(steps))
 			for i, st := range steps {
+				nodes = append(nodes, st.Node)
 				best[i] = nodeTime{Name: st.Node.Name, Op: st.Node.Op, MS: math.Inf(1)}
 				if len(st.Node.Outputs) > 0 {
 					best[i].Shape = sess.Graph().Values[st.Node.Outputs[0]].Shape
-				}
-				if f := ops.NodeFLOPs(sess.Graph(), st.Node); f > 0 {
-					best[i].GFLOPS = float64(f) // converted to a rate below
 				}
 			}
 			continue
@@ -170,10 +170,8 @@ func profileNodes(sess *engine.Session, ins []*tensor.Tensor, k int) ([]nodeTime
 		}
 	}
 	for i := range best {
-		if best[i].MS > 0 {
-			best[i].GFLOPS /= best[i].MS * 1e6
-		} else {
-			best[i].GFLOPS = 0
+		if f := ops.NodeFLOPs(sess.Graph(), nodes[i]); f > 0 && best[i].MS > 0 {
+			best[i].GFLOPS = float64(f) / (best[i].MS * 1e6)
 		}
 	}
 	return best, nil
