@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -36,6 +38,7 @@ func newWorkerCmd() *cobra.Command {
 		fault    string
 		maxFrame int
 		gcPct    int
+		cpuProf  string
 		tf       tlsFlags
 	)
 	cmd := &cobra.Command{
@@ -77,6 +80,13 @@ shard and activations do not fit is refused.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if cpuProf != "" {
+				stopProf, err := startCPUProfile(cpuProf)
+				if err != nil {
+					return err
+				}
+				defer stopProf()
+			}
 			srv := worker.New(ln, opt)
 			fmt.Fprintf(cmd.OutOrStdout(), "listening on %s\n", ln.Addr())
 			slog.Info("worker started", "name", name, "addr", ln.Addr().String(), "memory_limit", lim, "tls", opt.TLS != nil)
@@ -92,6 +102,7 @@ shard and activations do not fit is refused.`,
 	f.IntVar(&threads, "threads", 0, "kernel threads (0: as the coordinator says, else all cores)")
 	f.IntVar(&maxFrame, "max-frame", transport.DefaultMaxFrame, "largest frame payload accepted, in bytes")
 	f.IntVar(&gcPct, "gc-percent", worker.DefaultGCPercent, "garbage collector target (GOGC) of the worker process")
+	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile (go tool pprof) of the worker's life to this file")
 	f.StringVar(&fault, "fault", "", "inject a fault for testing: "+fmt.Sprint(worker.Faults))
 	f.MarkHidden("fault")
 	tf.register(cmd)
@@ -124,4 +135,23 @@ written, so adding a device later means generating a new set.`,
 	}
 	cmd.Flags().DurationVar(&valid, "valid", 365*24*time.Hour, "validity of the certificates")
 	return cmd
+}
+
+// startCPUProfile starts a pprof CPU profile into path; the returned func
+// stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			slog.Warn("cpu profile", "file", path, "err", err)
+		}
+	}, nil
 }

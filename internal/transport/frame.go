@@ -162,6 +162,7 @@ type Conn struct {
 	bufs   net.Buffers
 	scr    []byte // scratch for big-endian conversion and small payloads
 	rscr   []byte
+	lw     lowat
 	Fault  FaultHook
 	closed chan struct{}
 	once   sync.Once
@@ -174,7 +175,7 @@ type FaultHook func(h *Header, payload []byte)
 
 // NewConn wraps nc.
 func NewConn(nc net.Conn, lim Limits) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), lim: lim.withDefaults(), closed: make(chan struct{})}
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), lw: newLowat(nc), lim: lim.withDefaults(), closed: make(chan struct{})}
 }
 
 // NetConn returns the underlying connection.
@@ -298,7 +299,7 @@ func (c *Conn) ReadPayload(h Header, dst []byte) error {
 	if err := c.nc.SetReadDeadline(time.Now().Add(c.lim.ReadTimeout)); err != nil {
 		return err
 	}
-	if _, err := io.ReadFull(c.r, dst); err != nil {
+	if err := c.readFull(dst); err != nil {
 		return err
 	}
 	crc := crc32.Update(0, castagnoli, c.rhdr[:24])
