@@ -68,8 +68,9 @@ type Timeline struct {
 }
 
 // Work is what one operator application costs: its FLOPs, its operator
-// class and the bytes it touches (every input, weights included, and every
-// output).
+// class and the bytes it moves through memory (ops.Def.TrafficBytes: every
+// input, weights included, and every output; a convolution's im2col matrix
+// in place of its image).
 type Work struct {
 	FLOPs int64
 	Class ops.Class
@@ -82,16 +83,7 @@ func NodeWork(n *graph.Node, in []ops.Input, outs []graph.ValueInfo) Work {
 	if !ok || def.FLOPs == nil || def.View {
 		return Work{Class: ops.ClassElem}
 	}
-	w := Work{FLOPs: def.FLOPs(n, in, outs), Class: def.ClassFor(n, in)}
-	for _, x := range in {
-		if x.Present {
-			w.Bytes += int64(x.Shape.Numel()) * int64(x.DType.Size())
-		}
-	}
-	for _, o := range outs {
-		w.Bytes += int64(o.Shape.Numel()) * int64(o.DType.Size())
-	}
-	return w
+	return Work{FLOPs: def.FLOPs(n, in, outs), Class: def.ClassFor(n, in), Bytes: def.TrafficBytes(n, in, outs)}
 }
 
 // Seconds is the time work takes on device d: FLOPs at the device's speed

@@ -11,6 +11,7 @@ func init() {
 		Infer:   convInfer,
 		Prepare: convPrepare,
 		FLOPs:   convFLOPs,
+		Bytes:   convBytes,
 		Class:   ClassConv,
 		ClassOf: convClass,
 	})
@@ -278,4 +279,31 @@ func (k *convKernel) Run(p *kernels.Pool, in, out []*tensor.Tensor) error {
 		c.Run(p, x[b*k.inSz:(b+1)*k.inSz], y[b*k.outSz:(b+1)*k.outSz])
 	}
 	return nil
+}
+
+// convBytes is the memory traffic of a convolution for the cost model:
+// weights, output and the GEMM's image operand. The kernels build that
+// operand as an im2col matrix (input channels × kernel window × output
+// pixels per group) except for a 1×1, stride-1, unpadded convolution,
+// which multiplies the image itself; depthwise convolutions run directly on
+// the image. The im2col matrix does not shrink when the output channels are
+// split across devices: an output-channel slice of a 3×3 convolution costs
+// far more than its share of the multiply-adds.
+func convBytes(n *graph.Node, in []Input, out []graph.ValueInfo) int64 {
+	b := defaultBytes(n, in, out)
+	if convClass(n, in) == ClassDepthwise || len(in) < 2 || len(out) < 1 {
+		return b
+	}
+	w, group, err := convGeom(n, in)
+	if err != nil {
+		return b
+	}
+	if w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1 && w.pt == 0 && w.pl == 0 && w.pb == 0 && w.pr == 0 {
+		return b
+	}
+	x := in[0].Shape
+	cin := x[1]
+	batch := x[0]
+	col := int64(batch) * int64(cin/max(group, 1)) * int64(group) * int64(w.kh*w.kw) * int64(w.outH*w.outW) * 4
+	return b - int64(x.Numel())*4 + col
 }

@@ -215,3 +215,46 @@ func TestConvErrors(t *testing.T) {
 	mustFail(t, fa, 13, "fused activation", V(x), C(w))
 	mustFail(t, node("Conv", 1, 1), 13, "inputs", V(x))
 }
+
+// TestConvTrafficBytes: the cost model charges a convolution its im2col
+// matrix, which an output-channel slice does not shrink; a 1×1 stride-1
+// convolution and a depthwise one read the image itself.
+func TestConvTrafficBytes(t *testing.T) {
+	bytesOf := func(n *graph.Node, x, w tensor.Shape) int64 {
+		t.Helper()
+		d, _ := Lookup("Conv")
+		in := []Input{
+			{ValueInfo: graph.ValueInfo{Name: "in0", DType: tensor.Float32, Shape: x}, Present: true},
+			{ValueInfo: graph.ValueInfo{Name: "in1", DType: tensor.Float32, Shape: w}, Present: true, Const: tensor.New(tensor.Float32, w)},
+		}
+		outs, err := d.Infer(n, 13, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.TrafficBytes(n, in, outs)
+	}
+	conv3 := node("Conv", 2, 1)
+	conv3.SetInts("kernel_shape", 3, 3)
+	conv3.SetInts("pads", 1, 1, 1, 1)
+	x := tensor.Shape{1, 64, 56, 56}
+	col := int64(64*9*56*56) * 4
+	for _, cout := range []int{64, 16} {
+		want := col + int64(cout*64*9)*4 + int64(cout*56*56)*4
+		if got := bytesOf(conv3, x, tensor.Shape{cout, 64, 3, 3}); got != want {
+			t.Errorf("3×3 conv 64→%d: %d bytes, want %d (im2col + weights + output)", cout, got, want)
+		}
+	}
+	one := node("Conv", 2, 1)
+	want := int64(64*56*56)*4 + int64(16*64)*4 + int64(16*56*56)*4
+	if got := bytesOf(one, x, tensor.Shape{16, 64, 1, 1}); got != want {
+		t.Errorf("1×1 conv: %d bytes, want %d (image + weights + output)", got, want)
+	}
+	dw := node("Conv", 2, 1)
+	dw.SetInts("kernel_shape", 3, 3)
+	dw.SetInts("pads", 1, 1, 1, 1)
+	dw.SetInt("group", 64)
+	want = int64(64*56*56)*4 + int64(64*9)*4 + int64(64*56*56)*4
+	if got := bytesOf(dw, x, tensor.Shape{64, 1, 3, 3}); got != want {
+		t.Errorf("depthwise conv: %d bytes, want %d", got, want)
+	}
+}

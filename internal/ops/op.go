@@ -51,6 +51,9 @@ type Def struct {
 	Prepare func(n *graph.Node, opset int64, in []Input, out []graph.ValueInfo) (Kernel, error)
 	// FLOPs counts floating-point operations (a multiply-add is 2).
 	FLOPs func(n *graph.Node, in []Input, out []graph.ValueInfo) int64
+	// Bytes, when set, is the memory traffic the cost model charges (else
+	// the bytes of the present inputs and the outputs). Use TrafficBytes.
+	Bytes func(n *graph.Node, in []Input, out []graph.ValueInfo) int64
 	// View marks operators whose single output is input 0's data under a new
 	// shape (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout in
 	// inference). The executor aliases the buffer and does not call Run.
@@ -60,6 +63,29 @@ type Def struct {
 	// ClassOf, when set, refines Class for one node (Conv: depthwise when
 	// each group has a single input channel). Use ClassFor.
 	ClassOf func(n *graph.Node, in []Input) Class
+}
+
+// TrafficBytes is the memory traffic of node n for the cost model's
+// memory term.
+func (d *Def) TrafficBytes(n *graph.Node, in []Input, out []graph.ValueInfo) int64 {
+	if d.Bytes != nil {
+		return d.Bytes(n, in, out)
+	}
+	return defaultBytes(n, in, out)
+}
+
+// defaultBytes is the size of the present inputs and of the outputs.
+func defaultBytes(n *graph.Node, in []Input, out []graph.ValueInfo) int64 {
+	var b int64
+	for _, x := range in {
+		if x.Present {
+			b += int64(x.Shape.Numel()) * int64(x.DType.Size())
+		}
+	}
+	for _, o := range out {
+		b += int64(o.Shape.Numel()) * int64(o.DType.Size())
+	}
+	return b
 }
 
 // ClassFor returns the cost class of node n with inputs in.

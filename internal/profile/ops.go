@@ -112,6 +112,10 @@ func layers() []layer {
 	add(ops.ClassConv, conv("resnet 3x3 256@14", 256, 256, 14, 3, 1, 1))
 	add(ops.ClassConv, conv("resnet50 1x1 256→64@56", 256, 64, 56, 1, 1, 1))
 	add(ops.ClassConv, conv("resnet 3x3 512@7", 512, 512, 7, 3, 1, 1))
+	// Output-channel slices (oc/iop partitions): the im2col of the whole
+	// input for a quarter of the multiply-adds.
+	add(ops.ClassConv, conv("resnet 3x3 64→16@56", 64, 16, 56, 3, 1, 1))
+	add(ops.ClassConv, conv("resnet 3x3 256→64@14", 256, 64, 14, 3, 1, 1))
 	// Low arithmetic intensity (few input channels): the memory term.
 	add(ops.ClassConv, conv("stem 3x3 s2 3→32@224", 3, 32, 224, 3, 2, 1))
 	add(ops.ClassConv, conv("mobilenetv2 1x1 16→96@112", 16, 96, 112, 1, 1, 1))
@@ -173,7 +177,7 @@ type prepared struct {
 	kern  ops.Kernel
 	outs  []*tensor.Tensor
 	flops int64
-	bytes int64 // inputs, weights and outputs (cost.NodeWork's Bytes)
+	bytes int64 // memory traffic (ops.Def.TrafficBytes, cost.NodeWork's Bytes)
 }
 
 func prepare(l layer) (*prepared, error) {
@@ -202,13 +206,9 @@ func prepare(l layer) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profile: %s: %w", l.name, err)
 	}
-	p := &prepared{layer: l, kern: k, flops: d.FLOPs(l.node, in, vi)}
-	for _, t := range l.in {
-		p.bytes += t.Bytes()
-	}
+	p := &prepared{layer: l, kern: k, flops: d.FLOPs(l.node, in, vi), bytes: d.TrafficBytes(l.node, in, vi)}
 	for _, v := range vi {
 		p.outs = append(p.outs, tensor.New(v.DType, v.Shape))
-		p.bytes += int64(v.Shape.Numel()) * int64(v.DType.Size())
 	}
 	return p, nil
 }
