@@ -63,12 +63,16 @@ type OpsResult struct {
 
 // Case is one measured layer.
 type Case struct {
-	Class  string  `json:"class"`
-	Name   string  `json:"name"`
-	FLOPs  int64   `json:"flops"`
-	Bytes  int64   `json:"bytes"`
-	Runs   int     `json:"runs"`
-	MS     float64 `json:"ms"` // mean wall time per run
+	Class string `json:"class"`
+	Name  string `json:"name"`
+	FLOPs int64  `json:"flops"`
+	Bytes int64  `json:"bytes"`
+	Runs  int    `json:"runs"`
+	// MS is the layer's share of the class's wall time (by CPU time, see
+	// MeasureOps) per run; WallMS and CPUMS are the measured means.
+	MS     float64 `json:"ms"`
+	WallMS float64 `json:"wall_ms"`
+	CPUMS  float64 `json:"cpu_ms"`
 	GFLOPS float64 `json:"gflops"`
 }
 
@@ -249,6 +253,7 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 		window := budget / time.Duration(len(Classes))
 		runs := make([]int, len(ps))
 		times := make([]time.Duration, len(ps))
+		cpus := make([]time.Duration, len(ps))
 		t0 := time.Now()
 		for k := 0; time.Since(t0) < window || k < 2*len(ps); k++ {
 			if err := ctx.Err(); err != nil {
@@ -256,25 +261,48 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 			}
 			i := k % len(ps)
 			p := ps[i]
-			s := time.Now()
+			s, c := time.Now(), processCPUTime()
 			if err := p.kern.Run(pool, p.in, p.outs); err != nil {
 				return nil, fmt.Errorf("profile: %s: %w", p.name, err)
 			}
 			times[i] += time.Since(s)
+			cpus[i] += processCPUTime() - c
 			runs[i]++
 		}
+		elapsed := time.Since(t0)
 		var flops float64
-		var total time.Duration
+		var totalCPU time.Duration
+		for i := range ps {
+			totalCPU += cpus[i]
+		}
+		// Under a CPU quota one run's wall time depends on where in the
+		// CFS period it falls, and a throttled thread tends to stop at a
+		// system call (an accounting point) such as the CPU-time reading
+		// between runs; the CPU time of a run does not depend on either.
+		// Each layer gets the window's wall time in proportion to its CPU
+		// time: the sum (the sustained speed) is what the window measured,
+		// and the split between layers — what the two-term fit sees — is
+		// as steady as without a quota.
+		scale := 0.0
+		if totalCPU > 0 {
+			scale = elapsed.Seconds() / totalCPU.Seconds()
+		}
 		var fs, bs, ts []float64
+		var spent float64 // seconds attributed to the layers
 		for i, p := range ps {
 			flops += float64(p.flops) * float64(runs[i])
-			total += times[i]
-			ms := times[i].Seconds() * 1e3 / float64(runs[i])
+			sec := times[i].Seconds()
+			if scale > 0 && cpus[i] > 0 {
+				sec = cpus[i].Seconds() * scale
+			}
+			spent += sec
+			ms := sec * 1e3 / float64(runs[i])
 			res.Cases = append(res.Cases, Case{Class: string(class), Name: p.name, FLOPs: p.flops, Bytes: p.bytes, Runs: runs[i], MS: ms,
+				WallMS: times[i].Seconds() * 1e3 / float64(runs[i]), CPUMS: cpus[i].Seconds() * 1e3 / float64(runs[i]),
 				GFLOPS: float64(p.flops) / (ms * 1e6)})
 			fs, bs, ts = append(fs, float64(p.flops)), append(bs, float64(p.bytes)), append(ts, ms/1e3)
 		}
-		speed := flops / total.Seconds()
+		speed := flops / spent
 		if a, b := FitTime(fs, bs, ts); a > 0 && b > 0 {
 			speed = 1 / a
 			if res.BytesPerSec == nil {
