@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -68,8 +69,21 @@ func (c *clusterFlags) spec(cmd *cobra.Command) (*cluster.Spec, error) {
 	return s, nil
 }
 
-// problem loads and optimizes MODEL and builds the planning problem.
+// problem loads and optimizes MODEL and builds the planning problem; the
+// cost model is calibrated with the spec's measured layer times of MODEL
+// (`iop profile --model`), if it has any.
 func problem(model string, spec *cluster.Spec) (*planner.Problem, error) {
+	g, err := plannedGraph(model)
+	if err != nil {
+		return nil, err
+	}
+	prm := cost.DefaultParams
+	prm.Calibration = cost.CalibrationFor(g, spec, modelKey(model))
+	return &planner.Problem{Graph: g, Cluster: spec, Params: prm, ModelName: model}, nil
+}
+
+// plannedGraph loads MODEL and runs the passes the planner plans on.
+func plannedGraph(model string) (*graph.Graph, error) {
 	g, err := loadModel(model)
 	if err != nil {
 		return nil, err
@@ -77,7 +91,13 @@ func problem(model string, spec *cluster.Spec) (*planner.Problem, error) {
 	if err := passes.Optimize(g, nil, passes.Options{}); err != nil {
 		return nil, err
 	}
-	return &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: model}, nil
+	return g, nil
+}
+
+// modelKey names MODEL in a cluster spec's layer_ms: a zoo name, or an
+// ONNX file's base name without the extension.
+func modelKey(model string) string {
+	return strings.TrimSuffix(filepath.Base(model), ".onnx")
 }
 
 func newPlanCmd() *cobra.Command {

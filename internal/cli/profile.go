@@ -24,6 +24,8 @@ import (
 func newProfileCmd() *cobra.Command {
 	var (
 		clusterFile, out, report, name string
+		model                          string
+		layersBudget                   time.Duration
 		local, skipOps, skipLinks      bool
 		threads                        int
 		budget                         time.Duration
@@ -42,9 +44,17 @@ per-message latency (half the median round trip).
 With --cluster, every device's address must reach a process hosting the
 profile protocol: an iop worker that hosts it, or 'iop profile agent'.
 Devices are measured one at a time, links one pair at a time. With --local,
-this machine is measured and a one-device spec is written.`,
+this machine is measured and a one-device spec is written.
+
+With --model, each device also times the model's own distinct layers
+(made-up weights of the real shapes, in model order, under the device's CPU
+limits) and the spec records them under layer_ms: the planner then scales
+its per-class estimate of each node by measured / estimated on that device.
+The class model misses single layers (an 11×11 stride-4 convolution, a local
+response normalization) by a factor of two or more.`,
 		Example: `  iop profile --local -o here.yaml
   iop profile --cluster devices.yaml -o devices.yaml
+  iop profile --cluster devices.yaml --model resnet18 -o devices.yaml   # also calibrate for ResNet-18
   iop testbed exec dev0 -- iop profile agent --listen 10.201.0.1:7000   # on each device, without workers`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,14 +85,22 @@ this machine is measured and a one-device spec is written.`,
 				}
 				d.TLS = cfg
 			}
-			measured, rep, err := profile.Cluster(ctx, spec, profile.ClusterOptions{
+			opt := profile.ClusterOptions{
 				Ops:       ops,
 				Link:      profile.LinkRequest{Seconds: linkSeconds},
 				Dialer:    d,
 				SkipOps:   skipOps,
 				SkipLinks: skipLinks,
+				Layers:    profile.LayersRequest{Threads: threads, BudgetMS: layersBudget.Milliseconds()},
 				Progress:  func(m string) { fmt.Fprintf(cmd.ErrOrStderr(), "measuring %s\n", m) },
-			})
+			}
+			if model != "" {
+				if opt.Model, err = plannedGraph(model); err != nil {
+					return err
+				}
+				opt.ModelKey = modelKey(model)
+			}
+			measured, rep, err := profile.Cluster(ctx, spec, opt)
 			if err != nil {
 				return err
 			}
@@ -114,6 +132,8 @@ this machine is measured and a one-device spec is written.`,
 	f.Float64Var(&linkSeconds, "link-seconds", 2, "streaming time per link")
 	f.BoolVar(&skipOps, "skip-ops", false, "keep the spec's device speeds")
 	f.BoolVar(&skipLinks, "skip-links", false, "keep the spec's links")
+	f.StringVar(&model, "model", "", "--cluster: also time this model's own layers on every device (spec layer_ms; the planner's cost model is then calibrated for it)")
+	f.DurationVar(&layersBudget, "layers-budget", profile.DefaultLayersBudget, "--model: layer measuring time per device")
 	tf.register(cmd)
 	cmd.AddCommand(newProfileAgentCmd())
 	return cmd

@@ -104,8 +104,8 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
 	f.StringVar(&rf.trace, "trace", "", "write the last request's per-device traces (every step: start, end, bytes) and the predicted timeline as JSON to this file")
 	f.DurationVar(&rf.cpuPeriod, "cpu-period", 0, "--local on the testbed with --cpu-quota: the CFS period of the quota (0: 5ms, or 1ms/quota when longer). A short period makes a worker a steadily slower device instead of a full-speed one that stalls for the rest of each period once its quota is spent")
-	f.BoolVar(&rf.profile, "profile", false, "--local: profile the started workers (operator speed inside their CPU quota, link goodput and latency through the emulated links) and plan with the measured spec")
-	f.StringVar(&rf.profCache, "profile-cache", "", "--local --profile: read the measured spec from this file if it exists, else write it there (same --local N, --cpu-quota and --bandwidth only)")
+	f.BoolVar(&rf.profile, "profile", false, "--local: profile the started workers (operator speed inside their CPU quota, the model's own layers, link goodput and latency through the emulated links) and plan with the measured spec")
+	f.StringVar(&rf.profCache, "profile-cache", "", "--local --profile: read the measured spec from this file if it exists (timing only the model's layers if it has none for this model), else write it there (same --local N, --cpu-quota and --bandwidth only)")
 	f.DurationVar(&rf.profBudget, "profile-budget", 0, "--profile: operator-speed measuring time per device (0: iop profile's default)")
 	rf.tf.register(cmd)
 	return cmd
@@ -249,7 +249,7 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 		opt.Shaping = worker.Shaping{Rate: local.Bandwidth, LatencyMS: local.LatencyMS}
 		if rf.profile {
 			emuBW = spec.Link.Bandwidth
-			if spec, err = profileLocal(ctx, cmd, rf, spec, local, opt.Threads); err != nil {
+			if spec, err = profileLocal(ctx, cmd, rf, spec, model, local, opt.Threads); err != nil {
 				return err
 			}
 			if loaded != nil {
@@ -455,11 +455,16 @@ func printRun(w io.Writer, r runReport, spec *cluster.Spec, nodes bool) {
 var localCoordinatorLink = cluster.Link{Bandwidth: 1e9 / 8 * 2, LatencyMS: 0.05}
 
 // profileLocal measures the started local workers as 'iop profile
-// --cluster' would (each worker's operator speed inside its cgroup, each
-// link's goodput and latency through the emulated links) and returns the
-// spec to plan with: spec with the measured speeds and links. With
-// --profile-cache an existing file is read instead, or the result written.
-func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *cluster.Spec, local *coordinator.Local, threads int) (*cluster.Spec, error) {
+// --cluster --model' would (each worker's operator speed inside its
+// cgroup, the model's own layers on each worker, each link's goodput and
+// latency through the emulated links) and returns the spec to plan with:
+// spec with the measured speeds, layer times and links. With
+// --profile-cache an existing file is read instead (and only the model's
+// layers measured if it has none for this model), or the result written.
+func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *cluster.Spec, model string, local *coordinator.Local, threads int) (*cluster.Spec, error) {
+	key := modelKey(model)
+	base := spec
+	cached := false
 	if rf.profCache != "" {
 		if _, err := os.Stat(rf.profCache); err == nil {
 			s, err := cluster.Load(rf.profCache)
@@ -469,11 +474,18 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 			if s.N() != spec.N() {
 				return nil, fmt.Errorf("--profile-cache %s has %d devices, --local %d", rf.profCache, s.N(), spec.N())
 			}
-			return s, nil
+			if s.LayerMS[key] != nil {
+				return s, nil
+			}
+			base, cached = s, true
 		}
 	}
-	in := *spec
-	in.Devices = append([]cluster.Device(nil), spec.Devices...)
+	g, err := plannedGraph(model)
+	if err != nil {
+		return nil, err
+	}
+	in := *base
+	in.Devices = append([]cluster.Device(nil), base.Devices...)
 	idx := map[string]int{}
 	for i := range in.Devices {
 		in.Devices[i].Address = local.Addrs[i]
@@ -489,9 +501,14 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 		return nil, usageError{fmt.Errorf("--profile with TLS is not supported; profile without --tls")}
 	}
 	out, _, err := profile.Cluster(ctx, &in, profile.ClusterOptions{
-		Ops:      profile.OpsRequest{Threads: threads, BudgetMS: rf.profBudget.Milliseconds()},
-		Dialer:   d,
-		Progress: func(m string) { fmt.Fprintf(cmd.ErrOrStderr(), "profiling %s\n", m) },
+		Ops:       profile.OpsRequest{Threads: threads, BudgetMS: rf.profBudget.Milliseconds()},
+		SkipOps:   cached,
+		SkipLinks: cached,
+		Model:     g,
+		ModelKey:  key,
+		Layers:    profile.LayersRequest{Threads: threads},
+		Dialer:    d,
+		Progress:  func(m string) { fmt.Fprintf(cmd.ErrOrStderr(), "profiling %s\n", m) },
 	})
 	if err != nil {
 		return nil, err

@@ -77,6 +77,11 @@ type Spec struct {
 	// means Link, a coordinator on the same LAN. `iop profile` measures it
 	// from where it runs.
 	Coordinator *Link `yaml:"coordinator,omitempty" json:"coordinator,omitempty"`
+	// LayerMS holds the measured time of a model's own layers on each
+	// device (`iop profile --model`): model → device name → node name →
+	// milliseconds. The cost model scales its per-class estimate of every
+	// step computing such a node by measured / estimated.
+	LayerMS map[string]map[string]map[string]float64 `yaml:"layer_ms,omitempty" json:"layer_ms,omitempty"`
 }
 
 // CoordinatorLink is the link between the coordinator and each device.

@@ -43,6 +43,11 @@ type Params struct {
 	// 0 means many (the steady state, what the planner checks against a
 	// device's memory).
 	Requests int
+	// Calibration is, per device, measured / estimated time of the model's
+	// nodes (CalibrationFor): a compute step of node n on device d takes
+	// Calibration[d][n].Factor times the class model's estimate. Nil or
+	// missing: the class model alone.
+	Calibration []map[string]Calibration
 }
 
 // DefaultParams: RuntimeOverheadBytes and GCPercent measured on the
@@ -98,6 +103,60 @@ func Seconds(spec *cluster.Spec, d int, w Work) float64 {
 		t += float64(w.Bytes) / bps
 	}
 	return t
+}
+
+// Calibration scales the class model's estimate for one node.
+type Calibration struct {
+	Op     string  // the node's operator (a step of another operator for the same node, e.g. a deferred activation, is not scaled)
+	Factor float64 // measured / estimated
+}
+
+// NodeSeconds is Seconds for a compute step running op for node (the
+// graph node it computes, whole or a slice of it) on device d, scaled by
+// the node's calibration factor when prm has one.
+func NodeSeconds(spec *cluster.Spec, prm *Params, d int, node, op string, w Work) float64 {
+	t := Seconds(spec, d, w)
+	if d < len(prm.Calibration) {
+		if c, ok := prm.Calibration[d][node]; ok && c.Op == op {
+			t *= c.Factor
+		}
+	}
+	return t
+}
+
+// Calibration factors are kept within [1/maxCalibration, maxCalibration]:
+// a layer measured that far from its class is more likely a bad
+// measurement than a kernel that bad.
+const maxCalibration = 4
+
+// CalibrationFor returns, per device of spec, measured / estimated time
+// of every node of g that spec.LayerMS[model] times on that device (see
+// Params.Calibration); nil when the spec has no times for the model.
+func CalibrationFor(g *graph.Graph, spec *cluster.Spec, model string) []map[string]Calibration {
+	times := spec.LayerMS[model]
+	if len(times) == 0 {
+		return nil
+	}
+	nodes := map[string]*graph.Node{}
+	for _, n := range g.Nodes {
+		nodes[n.Name] = n
+	}
+	cal := make([]map[string]Calibration, spec.N())
+	for d, dev := range spec.Devices {
+		cal[d] = map[string]Calibration{}
+		for name, ms := range times[dev.Name] {
+			n, ok := nodes[name]
+			if !ok || ms <= 0 {
+				continue
+			}
+			est := Seconds(spec, d, NodeWork(n, ops.InputsOf(g, n), ops.OutputsOf(g, n)))
+			if est <= 0 {
+				continue
+			}
+			cal[d][name] = Calibration{Op: n.Op, Factor: min(max(ms/1e3/est, 1.0/maxCalibration), maxCalibration)}
+		}
+	}
+	return cal
 }
 
 // StepWork is the work of a compute step of program p.
@@ -184,7 +243,7 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 		switch s.Kind {
 		case partition.Compute:
 			w := StepWork(p, s)
-			dur := Seconds(spec, d, w)
+			dur := NodeSeconds(spec, &prm, d, s.Orig, s.Node.Op, w)
 			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: w.FLOPs})
 			pred.Devices[d].ComputeMS += dur * 1e3
 			st[d].time += dur

@@ -6,6 +6,8 @@ import (
 
 	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/cost"
+	"github.com/iop-edge/iop/internal/graph"
+	"github.com/iop-edge/iop/internal/ops"
 	"github.com/iop-edge/iop/internal/partition"
 	"github.com/iop-edge/iop/internal/passes"
 	"github.com/iop-edge/iop/internal/planner"
@@ -70,4 +72,100 @@ func TestSharedArrivals(t *testing.T) {
 			t.Fatalf("SharedArrivals = %v, want %v", got, want)
 		}
 	}
+}
+
+// TestCalibration: measured layer times in the spec scale the compute
+// steps of their nodes, whole (single) or sliced (oc), on the device they
+// were measured on; other nodes and devices keep the class model; factors
+// are clamped.
+func TestCalibration(t *testing.T) {
+	g, err := zoo.Build("tiny-resnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := passes.Optimize(g, nil, passes.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	spec := cluster.Uniform(2, 4, 0, 12.5e6, 0.2)
+	var conv string
+	for _, n := range g.Nodes {
+		if n.Op == "Conv" {
+			conv = n.Name
+			break
+		}
+	}
+	for _, strategy := range []string{"single", "oc"} {
+		pr := &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}
+		p, err := planner.Make(pr, strategy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := partition.Compile(g, p, partition.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		computeMS := func(prm cost.Params) map[[2]string]float64 {
+			_, tl, err := cost.Predict(ps, spec, prm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[[2]string]float64{}
+			for d, spans := range tl.Devices {
+				for _, s := range spans {
+					if s.Kind == "compute" {
+						m[[2]string{spec.Devices[d].Name, s.Node + "/" + s.Op}] += s.EndMS - s.StartMS
+					}
+				}
+			}
+			return m
+		}
+		base := computeMS(cost.DefaultParams)
+		// dev0 measured the conv 3× slower than the class model; 100× on
+		// dev1 is clamped to 4×.
+		est := 0.0
+		for k, ms := range base {
+			if k[0] == "dev0" && k[1] == conv+"/Conv" {
+				est = ms
+			}
+		}
+		if strategy == "single" && est == 0 {
+			t.Fatalf("single: no compute step of %s on dev0 in %v", conv, base)
+		}
+		full := cost.NodeWork(nodeByName(g, conv), opsInputs(g, conv), opsOutputs(g, conv))
+		fullMS := cost.Seconds(spec, 0, full) * 1e3
+		s2 := *spec
+		s2.LayerMS = map[string]map[string]map[string]float64{"tiny-resnet": {
+			"dev0": {conv: 3 * fullMS},
+			"dev1": {conv: 100 * fullMS},
+		}}
+		prm := cost.DefaultParams
+		prm.Calibration = cost.CalibrationFor(g, &s2, "tiny-resnet")
+		got := computeMS(prm)
+		for k, ms := range base {
+			want := ms
+			if k[1] == conv+"/Conv" {
+				want = ms * map[string]float64{"dev0": 3, "dev1": 4}[k[0]]
+			}
+			if math.Abs(got[k]-want) > 1e-9+1e-6*want {
+				t.Errorf("%s: %s %s: %.6f ms, want %.6f", strategy, k[0], k[1], got[k], want)
+			}
+		}
+	}
+}
+
+func nodeByName(g *graph.Graph, name string) *graph.Node {
+	for _, n := range g.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func opsInputs(g *graph.Graph, name string) []ops.Input {
+	return ops.InputsOf(g, nodeByName(g, name))
+}
+
+func opsOutputs(g *graph.Graph, name string) []graph.ValueInfo {
+	return ops.OutputsOf(g, nodeByName(g, name))
 }

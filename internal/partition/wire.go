@@ -146,6 +146,36 @@ func (s *ProgramSpec) Program(consts map[string]*tensor.Tensor) (*Program, error
 	return p, nil
 }
 
+// NodeSpecOf encodes n.
+func NodeSpecOf(n *graph.Node) *NodeSpec { return nodeSpec(n) }
+
+// Node decodes the node.
+func (ns *NodeSpec) Node() (*graph.Node, error) { return ns.node() }
+
+// TensorSpecOf encodes a small tensor.
+func TensorSpecOf(t *tensor.Tensor) *TensorSpec {
+	ts := &TensorSpec{DType: t.DType, Shape: t.Shape, I: t.I, B: t.B}
+	for _, f := range t.F {
+		ts.F = append(ts.F, math.Float32bits(f))
+	}
+	return ts
+}
+
+// Tensor decodes the tensor.
+func (ts *TensorSpec) Tensor() (*tensor.Tensor, error) {
+	if ts.DType.Size() == 0 {
+		return nil, fmt.Errorf("bad tensor type %d", ts.DType)
+	}
+	t := &tensor.Tensor{DType: ts.DType, Shape: ts.Shape, I: ts.I, B: ts.B}
+	for _, f := range ts.F {
+		t.F = append(t.F, math.Float32frombits(f))
+	}
+	if have := len(t.F) + len(t.I) + len(t.B); have != ts.Shape.Numel() {
+		return nil, fmt.Errorf("%d values for shape %v", have, ts.Shape)
+	}
+	return t, nil
+}
+
 func nodeSpec(n *graph.Node) *NodeSpec {
 	ns := &NodeSpec{Name: n.Name, Op: n.Op, Inputs: n.Inputs, Outputs: n.Outputs}
 	if len(n.Attrs) > 0 {
@@ -157,11 +187,7 @@ func nodeSpec(n *graph.Node) *NodeSpec {
 			as.Floats = append(as.Floats, math.Float32bits(f))
 		}
 		if a.Tensor != nil {
-			ts := &TensorSpec{DType: a.Tensor.DType, Shape: a.Tensor.Shape, I: a.Tensor.I, B: a.Tensor.B}
-			for _, f := range a.Tensor.F {
-				ts.F = append(ts.F, math.Float32bits(f))
-			}
-			as.Tensor = ts
+			as.Tensor = TensorSpecOf(a.Tensor)
 		}
 		ns.Attrs[k] = as
 	}
@@ -176,16 +202,9 @@ func (ns *NodeSpec) node() (*graph.Node, error) {
 			a.Floats = append(a.Floats, math.Float32frombits(f))
 		}
 		if ts := as.Tensor; ts != nil {
-			if ts.DType.Size() == 0 {
-				return nil, fmt.Errorf("node %s: attribute %s: bad tensor type %d", ns.Name, k, ts.DType)
-			}
-			t := &tensor.Tensor{DType: ts.DType, Shape: ts.Shape, I: ts.I, B: ts.B}
-			for _, f := range ts.F {
-				t.F = append(t.F, math.Float32frombits(f))
-			}
-			have := len(t.F) + len(t.I) + len(t.B)
-			if have != ts.Shape.Numel() {
-				return nil, fmt.Errorf("node %s: attribute %s: %d values for shape %v", ns.Name, k, have, ts.Shape)
+			t, err := ts.Tensor()
+			if err != nil {
+				return nil, fmt.Errorf("node %s: attribute %s: %w", ns.Name, k, err)
 			}
 			a.Tensor = t
 		}

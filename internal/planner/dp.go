@@ -575,7 +575,7 @@ func boxBytes(b box, size int64) int64 { return int64(b.Numel()) * size }
 
 // computeTime is the time device d needs for local operator ln.
 func (dp *dpCtx) computeTime(d int, ln *graph.Node, in []ops.Input, outs []graph.ValueInfo) float64 {
-	return cost.Seconds(dp.pr.Cluster, d, cost.NodeWork(ln, in, outs))
+	return cost.NodeSeconds(dp.pr.Cluster, &dp.pr.Params, d, ln.Name, ln.Op, cost.NodeWork(ln, in, outs))
 }
 
 // localInput describes input k of a local operator.

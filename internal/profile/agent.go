@@ -35,19 +35,21 @@ type Hello struct {
 
 // Request is a control message from `iop profile` to a device.
 type Request struct {
-	// Type is "info", "bench-ops" or "bench-link".
-	Type string       `json:"type"`
-	Ops  *OpsRequest  `json:"ops,omitempty"`
-	Link *LinkRequest `json:"link,omitempty"`
+	// Type is "info", "bench-ops", "bench-layers" or "bench-link".
+	Type   string         `json:"type"`
+	Ops    *OpsRequest    `json:"ops,omitempty"`
+	Layers *LayersRequest `json:"layers,omitempty"`
+	Link   *LinkRequest   `json:"link,omitempty"`
 }
 
 // Reply answers a Request (same Type, or "error").
 type Reply struct {
-	Type  string      `json:"type"`
-	Info  *Info       `json:"info,omitempty"`
-	Ops   *OpsResult  `json:"ops,omitempty"`
-	Link  *LinkResult `json:"link,omitempty"`
-	Error string      `json:"error,omitempty"`
+	Type   string        `json:"type"`
+	Info   *Info         `json:"info,omitempty"`
+	Ops    *OpsResult    `json:"ops,omitempty"`
+	Layers *LayersResult `json:"layers,omitempty"`
+	Link   *LinkResult   `json:"link,omitempty"`
+	Error  string        `json:"error,omitempty"`
 }
 
 // Info describes the measuring process's machine.
@@ -192,6 +194,15 @@ func Handle(ctx context.Context, req Request, opt AgentOptions) Reply {
 			return fail(err)
 		}
 		return Reply{Type: req.Type, Ops: res}
+	case "bench-layers":
+		if req.Layers == nil {
+			return fail(errors.New("bench-layers needs layers"))
+		}
+		res, err := MeasureLayers(ctx, *req.Layers)
+		if err != nil {
+			return fail(err)
+		}
+		return Reply{Type: req.Type, Layers: res}
 	case "bench-link":
 		if req.Link == nil || req.Link.Peer == "" {
 			return fail(errors.New("bench-link needs a peer address"))

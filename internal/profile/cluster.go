@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/transport"
 )
 
@@ -22,6 +23,12 @@ type ClusterOptions struct {
 	Limits transport.Limits
 	// SkipOps and SkipLinks keep the spec's speeds or links.
 	SkipOps, SkipLinks bool
+	// Model, when set, has its layers timed on every device (ModelLayers,
+	// MeasureLayers) into the spec's LayerMS[ModelKey]; Layers sets the
+	// budget and threads (its Layers field is filled here).
+	Model    *graph.Graph
+	ModelKey string
+	Layers   LayersRequest
 	// Progress, if set, is told what is being measured.
 	Progress func(msg string)
 }
@@ -34,9 +41,10 @@ type Report struct {
 
 // DeviceReport is one device's measurement.
 type DeviceReport struct {
-	Name string     `json:"name"`
-	Info *Info      `json:"info,omitempty"`
-	Ops  *OpsResult `json:"ops,omitempty"`
+	Name   string        `json:"name"`
+	Info   *Info         `json:"info,omitempty"`
+	Ops    *OpsResult    `json:"ops,omitempty"`
+	Layers *LayersResult `json:"layers,omitempty"`
 }
 
 // PairReport is one link's measurement (A sends to B).
@@ -97,6 +105,34 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 			out.Devices[i].ByClass = r.ByClass
 			out.Devices[i].BytesPerSec = r.BytesPerSec
 		}
+	}
+
+	if opt.Model != nil {
+		specs, index := ModelLayers(opt.Model)
+		req := opt.Layers
+		req.Layers = specs
+		times := map[string]map[string]float64{}
+		for i, d := range spec.Devices {
+			progress(fmt.Sprintf("%s (%s): the %d layers of %s", d.Name, d.Address, len(specs), opt.ModelKey))
+			r, err := clients[i].Layers(ctx, req)
+			if err != nil {
+				return nil, nil, fmt.Errorf("profile: device %s: layers of %s: %w", d.Name, opt.ModelKey, err)
+			}
+			rep.Devices[i].Layers = r
+			byNode := map[string]float64{}
+			for node, l := range index {
+				if ms := r.MS[l]; ms > 0 {
+					byNode[node] = round3(ms)
+				}
+			}
+			times[d.Name] = byNode
+		}
+		layers := map[string]map[string]map[string]float64{}
+		for k, v := range spec.LayerMS {
+			layers[k] = v
+		}
+		layers[opt.ModelKey] = times
+		out.LayerMS = layers
 	}
 
 	if !opt.SkipLinks && len(spec.Devices) > 1 {

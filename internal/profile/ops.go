@@ -189,13 +189,7 @@ func prepare(l layer) (*prepared, error) {
 	if !ok {
 		return nil, fmt.Errorf("profile: operator %s is not registered", l.node.Op)
 	}
-	in := make([]ops.Input, len(l.in))
-	for i, t := range l.in {
-		in[i] = ops.Input{ValueInfo: graph.ValueInfo{Name: l.node.Inputs[i], DType: t.DType, Shape: t.Shape}, Present: true}
-		if l.konst[i] {
-			in[i].Const = t
-		}
-	}
+	in := layerInputs(l)
 	vi, err := d.Infer(l.node, l.opset, in)
 	if err != nil {
 		return nil, fmt.Errorf("profile: %s: %w", l.name, err)
@@ -250,56 +244,18 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 				return nil, fmt.Errorf("profile: %s: %w", p.name, err)
 			}
 		}
-		window := budget / time.Duration(len(Classes))
-		runs := make([]int, len(ps))
-		times := make([]time.Duration, len(ps))
-		cpus := make([]time.Duration, len(ps))
-		t0 := time.Now()
-		for k := 0; time.Since(t0) < window || k < 2*len(ps); k++ {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			i := k % len(ps)
-			p := ps[i]
-			s, c := time.Now(), processCPUTime()
-			if err := p.kern.Run(pool, p.in, p.outs); err != nil {
-				return nil, fmt.Errorf("profile: %s: %w", p.name, err)
-			}
-			times[i] += time.Since(s)
-			cpus[i] += processCPUTime() - c
-			runs[i]++
+		tm, err := timeLayers(ctx, pool, ps, budget/time.Duration(len(Classes)), 2)
+		if err != nil {
+			return nil, err
 		}
-		elapsed := time.Since(t0)
-		var flops float64
-		var totalCPU time.Duration
-		for i := range ps {
-			totalCPU += cpus[i]
-		}
-		// Under a CPU quota one run's wall time depends on where in the
-		// CFS period it falls, and a throttled thread tends to stop at a
-		// system call (an accounting point) such as the CPU-time reading
-		// between runs; the CPU time of a run does not depend on either.
-		// Each layer gets the window's wall time in proportion to its CPU
-		// time: the sum (the sustained speed) is what the window measured,
-		// and the split between layers — what the two-term fit sees — is
-		// as steady as without a quota.
-		scale := 0.0
-		if totalCPU > 0 {
-			scale = elapsed.Seconds() / totalCPU.Seconds()
-		}
+		var flops, spent float64 // spent: seconds attributed to the layers
 		var fs, bs, ts []float64
-		var spent float64 // seconds attributed to the layers
 		for i, p := range ps {
-			flops += float64(p.flops) * float64(runs[i])
-			sec := times[i].Seconds()
-			if scale > 0 && cpus[i] > 0 {
-				sec = cpus[i].Seconds() * scale
-			}
-			spent += sec
-			ms := sec * 1e3 / float64(runs[i])
-			res.Cases = append(res.Cases, Case{Class: string(class), Name: p.name, FLOPs: p.flops, Bytes: p.bytes, Runs: runs[i], MS: ms,
-				WallMS: times[i].Seconds() * 1e3 / float64(runs[i]), CPUMS: cpus[i].Seconds() * 1e3 / float64(runs[i]),
-				GFLOPS: float64(p.flops) / (ms * 1e6)})
+			flops += float64(p.flops) * float64(tm.runs[i])
+			spent += tm.sec[i] * float64(tm.runs[i])
+			ms := tm.sec[i] * 1e3
+			res.Cases = append(res.Cases, Case{Class: string(class), Name: p.name, FLOPs: p.flops, Bytes: p.bytes, Runs: tm.runs[i], MS: ms,
+				WallMS: tm.wall[i] * 1e3, CPUMS: tm.cpu[i] * 1e3, GFLOPS: float64(p.flops) / (ms * 1e6)})
 			fs, bs, ts = append(fs, float64(p.flops)), append(bs, float64(p.bytes)), append(ts, ms/1e3)
 		}
 		speed := flops / spent
@@ -315,6 +271,69 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 	res.GFLOPS = res.ByClass[string(ops.ClassConv)]
 	res.WallMS = time.Since(start).Seconds() * 1e3
 	return res, nil
+}
+
+// timing is what timeLayers measured, per layer and run (seconds).
+type timing struct {
+	runs []int
+	sec  []float64 // the layer's share of the window's wall time
+	wall []float64 // measured wall time
+	cpu  []float64 // measured process CPU time
+	// share is CPU time over wall time for the window: the cores this
+	// process got (e.g. 0.45 under a 0.45-core quota with one thread).
+	share float64
+}
+
+// timeLayers runs the prepared layers round-robin, in order, for window
+// (and at least minRounds rounds). Under a CPU quota one run's wall time
+// depends on where in the CFS period it falls, and a throttled thread
+// tends to stop at a system call (an accounting point) such as the
+// CPU-time reading between runs; a run's CPU time depends on neither. Each
+// layer therefore gets the window's wall time in proportion to its CPU
+// time: the sum (the sustained speed) is what the window measured, and
+// the split between layers is as steady as without a quota. Without a CPU
+// clock the measured wall times are used.
+func timeLayers(ctx context.Context, pool *kernels.Pool, ps []*prepared, window time.Duration, minRounds int) (*timing, error) {
+	n := len(ps)
+	runs := make([]int, n)
+	times := make([]time.Duration, n)
+	cpus := make([]time.Duration, n)
+	t0 := time.Now()
+	for k := 0; time.Since(t0) < window || k < minRounds*n; k++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		i := k % n
+		p := ps[i]
+		s, c := time.Now(), processCPUTime()
+		if err := p.kern.Run(pool, p.in, p.outs); err != nil {
+			return nil, fmt.Errorf("profile: %s: %w", p.name, err)
+		}
+		times[i] += time.Since(s)
+		cpus[i] += processCPUTime() - c
+		runs[i]++
+	}
+	elapsed := time.Since(t0)
+	var totalCPU time.Duration
+	for _, c := range cpus {
+		totalCPU += c
+	}
+	tm := &timing{runs: runs, sec: make([]float64, n), wall: make([]float64, n), cpu: make([]float64, n)}
+	scale := 0.0
+	if totalCPU > 0 {
+		scale = elapsed.Seconds() / totalCPU.Seconds()
+		tm.share = totalCPU.Seconds() / elapsed.Seconds()
+	}
+	for i := range ps {
+		r := float64(max(runs[i], 1))
+		tm.wall[i] = times[i].Seconds() / r
+		tm.cpu[i] = cpus[i].Seconds() / r
+		tm.sec[i] = tm.wall[i]
+		if scale > 0 && cpus[i] > 0 {
+			tm.sec[i] = tm.cpu[i] * scale
+		}
+	}
+	return tm, nil
 }
 
 // FitTime fits t ≈ a·flops + b·bytes with a, b ≥ 0 to measured layers,
