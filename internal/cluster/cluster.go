@@ -51,6 +51,27 @@ type Device struct {
 	BytesPerSec map[string]float64 `yaml:"bytes_per_sec_by_class,omitempty" json:"bytes_per_sec_by_class,omitempty"`
 	// Memory is the memory limit in bytes (0: unlimited).
 	Memory Bytes `yaml:"memory" json:"memory"`
+	// CPUShare is the cores the device's worker gets (CPU time over wall
+	// time while `iop profile` ran its kernels: 0.45 under a 0.45-core
+	// quota; 0: unknown, taken as 1).
+	CPUShare float64 `yaml:"cpu_share,omitempty" json:"cpu_share,omitempty"`
+	// SendCPUNSPerByte and RecvCPUNSPerByte are the CPU time the worker
+	// spends per byte it sends or receives over a device link (framing,
+	// CRC, system calls, the network stack), measured by `iop profile`;
+	// that CPU is taken from the device's compute (0: not modelled).
+	SendCPUNSPerByte float64 `yaml:"send_cpu_ns_per_byte,omitempty" json:"send_cpu_ns_per_byte,omitempty"`
+	RecvCPUNSPerByte float64 `yaml:"recv_cpu_ns_per_byte,omitempty" json:"recv_cpu_ns_per_byte,omitempty"`
+}
+
+// NetSecondsPerByte is the device time (CPU time over the CPU share)
+// device d spends per byte sent and per byte received.
+func (s *Spec) NetSecondsPerByte(d int) (send, recv float64) {
+	dev := s.Devices[d]
+	share := dev.CPUShare
+	if share <= 0 {
+		share = 1
+	}
+	return dev.SendCPUNSPerByte / 1e9 / share, dev.RecvCPUNSPerByte / 1e9 / share
 }
 
 // Link is a network link's bandwidth and per-message latency.

@@ -168,6 +168,11 @@ func StepWork(p *partition.Program, s *partition.Step) Work {
 type devState struct {
 	pc   int
 	time float64 // seconds
+	// debt is device time owed to communication: the CPU a device spends
+	// sending and receiving (spec.NetSecondsPerByte) is paid out of the
+	// time it waits for a message, and what is left delays its next
+	// computation.
+	debt float64
 }
 
 type msgKey struct{ from, to, tag int }
@@ -242,6 +247,11 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 		nw.advance(t)
 		switch s.Kind {
 		case partition.Compute:
+			if st[d].debt > 0 {
+				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "net-cpu", Node: s.Orig, StartMS: t * 1e3, EndMS: (t + st[d].debt) * 1e3})
+				t += st[d].debt
+				st[d].time, st[d].debt = t, 0
+			}
 			w := StepWork(p, s)
 			dur := NodeSeconds(spec, &prm, d, s.Orig, s.Node.Op, w)
 			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: w.FLOPs})
@@ -263,6 +273,8 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			} else {
 				arrive(k, t+lat)
 			}
+			sendSec, _ := spec.NetSecondsPerByte(d)
+			st[d].debt += float64(s.Bytes) * sendSec
 			pred.BytesSent += s.Bytes
 			pred.Messages++
 			pred.Devices[d].BytesSent += s.Bytes
@@ -274,9 +286,12 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 				blocked[k] = d
 				continue // resumed by arrive
 			}
+			_, recvSec := spec.NetSecondsPerByte(d)
+			st[d].debt += float64(s.Bytes) * recvSec
 			if a > t {
 				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "recv-wait", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: a * 1e3, Bytes: s.Bytes})
 				st[d].time = a
+				st[d].debt -= min(st[d].debt, a-t) // waiting pays the debt
 			}
 			// Adding or placing the received region is a local copy.
 			st[d].time += float64(s.Bytes) / prm.CopyBytesPerSec
@@ -291,7 +306,13 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			s := ps.Devices[d].Steps[st[d].pc]
 			return nil, nil, fmt.Errorf("internal: device %d waits forever at step %d (%s from device %d, node %s)", d, st[d].pc, s.Kind, s.Peer, s.Orig)
 		}
-		// The device's outputs (and its result) go back to the coordinator.
+		// What the device still owes its sends and receives delays its
+		// result; then its outputs go back to the coordinator.
+		if st[d].debt > 0 {
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "net-cpu", StartMS: st[d].time * 1e3, EndMS: (st[d].time + st[d].debt) * 1e3})
+			st[d].time += st[d].debt
+			st[d].debt = 0
+		}
 		end := st[d].time + float64(outBytes[d])/float64(coord.Bandwidth) + coord.LatencyMS/1e3
 		if outBytes[d] > 0 {
 			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "output", StartMS: st[d].time * 1e3, EndMS: end * 1e3, Bytes: outBytes[d]})
@@ -361,7 +382,7 @@ func criticalSplit(tl *Timeline, latency float64) (compute, comm float64) {
 			switch s.Kind {
 			case "compute", "copy":
 				c += s.EndMS - s.StartMS
-			case "recv-wait":
+			case "recv-wait", "net-cpu":
 				w += s.EndMS - s.StartMS
 			}
 			end = max(end, s.EndMS)
@@ -547,7 +568,7 @@ func NodeTimes(tl *Timeline) (compute map[string][]float64, comm map[string]floa
 					compute[s.Node] = make([]float64, n)
 				}
 				compute[s.Node][d] += s.EndMS - s.StartMS
-			case "recv-wait":
+			case "recv-wait", "net-cpu":
 				comm[s.Node] = max(comm[s.Node], s.EndMS-s.StartMS)
 			}
 		}

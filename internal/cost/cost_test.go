@@ -10,6 +10,7 @@ import (
 	"github.com/iop-edge/iop/internal/ops"
 	"github.com/iop-edge/iop/internal/partition"
 	"github.com/iop-edge/iop/internal/passes"
+	"github.com/iop-edge/iop/internal/plan"
 	"github.com/iop-edge/iop/internal/planner"
 	"github.com/iop-edge/iop/internal/zoo"
 )
@@ -168,4 +169,68 @@ func opsInputs(g *graph.Graph, name string) []ops.Input {
 
 func opsOutputs(g *graph.Graph, name string) []graph.ValueInfo {
 	return ops.OutputsOf(g, nodeByName(g, name))
+}
+
+// TestNetworkCPU: the CPU a device spends per byte sent and received is
+// paid out of its waits for messages and otherwise delays it: nothing for
+// a single device (no messages), something for oc, and at a cost per byte
+// far above what the waits absorb, at least the received bytes' cost
+// minus the time the device waited without it.
+func TestNetworkCPU(t *testing.T) {
+	g, err := zoo.Build("tiny-resnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := passes.Optimize(g, nil, passes.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, strategy := range []string{"single", "oc"} {
+		spec := cluster.Uniform(2, 4, 0, 12.5e6, 0.2)
+		pr := &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}
+		p, err := planner.Make(pr, strategy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := partition.Compile(g, p, partition.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		predict := func(sendNS, recvNS, share float64) (*plan.Prediction, *cost.Timeline) {
+			s := *spec
+			s.Devices = append([]cluster.Device(nil), spec.Devices...)
+			for i := range s.Devices {
+				s.Devices[i].SendCPUNSPerByte, s.Devices[i].RecvCPUNSPerByte, s.Devices[i].CPUShare = sendNS, recvNS, share
+			}
+			pred, tl, err := cost.Predict(ps, &s, cost.DefaultParams)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pred, tl
+		}
+		base, baseTL := predict(0, 0, 0)
+		some, _ := predict(500, 500, 0.5)
+		huge, _ := predict(0, 1e6, 1)
+		if strategy == "single" {
+			if some.LatencyMS != base.LatencyMS || huge.LatencyMS != base.LatencyMS {
+				t.Errorf("single: %.3f / %.3f ms with network CPU, %.3f without", some.LatencyMS, huge.LatencyMS, base.LatencyMS)
+			}
+			continue
+		}
+		if !(some.LatencyMS > base.LatencyMS) {
+			t.Errorf("oc: %.3f ms with 500 ns/byte at half a core, %.3f without: want slower", some.LatencyMS, base.LatencyMS)
+		}
+		for d := range base.Devices {
+			var waited float64
+			for _, sp := range baseTL.Devices[d] {
+				if sp.Kind == "recv-wait" {
+					waited += sp.EndMS - sp.StartMS
+				}
+			}
+			owed := float64(base.Devices[d].BytesReceived) * 1e6 / 1e9 * 1e3 // ms at 1 ms/KB
+			if huge.LatencyMS < base.LatencyMS+owed-waited-1e-6 {
+				t.Errorf("oc: device %d receives %d bytes (%.1f ms of CPU at 1 µs/byte) and waited %.1f ms: latency %.1f ms, want ≥ %.1f",
+					d, base.Devices[d].BytesReceived, owed, waited, huge.LatencyMS, base.LatencyMS+owed-waited)
+			}
+		}
+	}
 }

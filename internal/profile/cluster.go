@@ -104,6 +104,7 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 			out.Devices[i].GFLOPS = r.GFLOPS
 			out.Devices[i].ByClass = r.ByClass
 			out.Devices[i].BytesPerSec = r.BytesPerSec
+			out.Devices[i].CPUShare = r.Share
 		}
 	}
 
@@ -150,6 +151,7 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 			}
 		}
 		out.Link, out.Links = summarizeLinks(rep.Links)
+		setNetCPU(out.Devices, rep.Links)
 	}
 	if !opt.SkipLinks {
 		// The coordinator's link to each device (unshaped in process: it
@@ -173,6 +175,41 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 		return nil, nil, fmt.Errorf("profile: measured spec: %w", err)
 	}
 	return &out, rep, nil
+}
+
+// setNetCPU sets each device's CPU time per byte sent and received over
+// device links from the pair measurements (a pair is measured in one
+// direction, so the first device has no receive sample and the last no send
+// sample: those take the median of the other devices').
+func setNetCPU(devs []cluster.Device, pairs []PairReport) {
+	send, recv := map[string][]float64{}, map[string][]float64{}
+	var allSend, allRecv []float64
+	for _, p := range pairs {
+		if p.A == "coordinator" || p.Link == nil {
+			continue
+		}
+		if v := p.Link.SendCPUNSPerByte; v > 0 {
+			send[p.A] = append(send[p.A], v)
+			allSend = append(allSend, v)
+		}
+		if v := p.Link.RecvCPUNSPerByte; v > 0 {
+			recv[p.B] = append(recv[p.B], v)
+			allRecv = append(allRecv, v)
+		}
+	}
+	pick := func(own, all []float64) float64 {
+		switch {
+		case len(own) > 0:
+			return round3(median(own))
+		case len(all) > 0:
+			return round3(median(append([]float64(nil), all...)))
+		}
+		return 0
+	}
+	for i := range devs {
+		devs[i].SendCPUNSPerByte = pick(send[devs[i].Name], allSend)
+		devs[i].RecvCPUNSPerByte = pick(recv[devs[i].Name], allRecv)
+	}
 }
 
 // summarizeLinks returns the typical link (median bandwidth and latency)

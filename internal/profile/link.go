@@ -55,6 +55,12 @@ type LinkResult struct {
 	// Bytes and Seconds are what the bandwidth was computed from.
 	Bytes   int64   `json:"bytes"`
 	Seconds float64 `json:"seconds"`
+	// SendCPUNSPerByte and RecvCPUNSPerByte are the CPU time the sending
+	// and the receiving process spent per byte of the stream (framing,
+	// CRC, system calls, the kernel's network stack as far as it runs in
+	// the process); 0 when unknown.
+	SendCPUNSPerByte float64 `json:"send_cpu_ns_per_byte,omitempty"`
+	RecvCPUNSPerByte float64 `json:"recv_cpu_ns_per_byte,omitempty"`
 }
 
 // probeMsg is a control message of the probe protocol.
@@ -72,6 +78,7 @@ type probeMsg struct {
 	WarmupMS int64  `json:"warmup_ms,omitempty"`
 	Bytes    int64  `json:"bytes,omitempty"`
 	NS       int64  `json:"ns,omitempty"`
+	CPUNS    int64  `json:"cpu_ns,omitempty"` // the receiver's CPU time over NS
 	Error    string `json:"error,omitempty"`
 }
 
@@ -116,6 +123,8 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 		chunk.F[i] = float32(i % 1000)
 	}
 	end := time.Now().Add(dur)
+	cpu0 := processCPUTime()
+	var sent int64
 	for k := 0; time.Now().Before(end); k++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -123,6 +132,10 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 		if err := c.WriteTensor(1, k, chunk); err != nil {
 			return nil, fmt.Errorf("probe %s: send: %w", req.Peer, err)
 		}
+		sent += chunk.Bytes()
+	}
+	if cpu := processCPUTime() - cpu0; cpu > 0 && sent > 0 {
+		res.SendCPUNSPerByte = float64(cpu.Nanoseconds()) / float64(sent)
 	}
 	if err := c.WriteControl(0, probeMsg{Type: "end"}); err != nil {
 		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
@@ -139,6 +152,9 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 	}
 	res.Bytes, res.Seconds = m.Bytes, float64(m.NS)/1e9
 	res.Bandwidth = float64(m.Bytes) / res.Seconds
+	if m.CPUNS > 0 {
+		res.RecvCPUNSPerByte = float64(m.CPUNS) / float64(m.Bytes)
+	}
 	c.WriteControl(0, probeMsg{Type: "bye"})
 	return res, nil
 }
@@ -164,6 +180,8 @@ func ServeProbe(c *transport.Conn) error {
 		first, from time.Time
 		last        time.Time
 		counted     int64
+		cpuFrom     time.Duration // CPU time at from
+		cpuLast     time.Duration // CPU time at last
 	)
 	for {
 		h, err := c.ReadHeader(time.Time{})
@@ -191,6 +209,7 @@ func ServeProbe(c *transport.Conn) error {
 				r := probeMsg{Type: "bulk-result"}
 				if !from.IsZero() && last.After(from) {
 					r.Bytes, r.NS = counted, last.Sub(from).Nanoseconds()
+					r.CPUNS = (cpuLast - cpuFrom).Nanoseconds()
 				}
 				if err := c.WriteControl(h.Req, r); err != nil {
 					return fmt.Errorf("probe: %w", err)
@@ -211,9 +230,11 @@ func ServeProbe(c *transport.Conn) error {
 				first = now
 			case from.IsZero() && now.Sub(first) >= warmup:
 				from = now // bytes up to here belong to the warm-up
+				cpuFrom = processCPUTime()
 			case !from.IsZero():
 				counted += t.Bytes()
 				last = now
+				cpuLast = processCPUTime()
 			}
 		case transport.Ping:
 			if _, err := c.ReadSmall(h); err != nil {

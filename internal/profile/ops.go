@@ -55,6 +55,9 @@ type OpsResult struct {
 	// cluster spec uses it for classes not listed.
 	GFLOPS  float64 `json:"gflops"`
 	Threads int     `json:"threads"`
+	// Share is the cores the process got while measuring (CPU time over
+	// wall time; 0 when the OS gives no CPU clock).
+	Share float64 `json:"share,omitempty"`
 	// Kernel is the micro-kernel the engine dispatched to (e.g. avx2).
 	Kernel string  `json:"kernel"`
 	Cases  []Case  `json:"cases"`
@@ -226,6 +229,7 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 	res := &OpsResult{ByClass: map[string]float64{}, Threads: pool.Threads(), Kernel: kernels.KernelName()}
 	start := time.Now()
 	all := layers()
+	var shares []float64
 	for _, class := range Classes {
 		var ps []*prepared
 		for _, l := range all {
@@ -248,6 +252,7 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		shares = append(shares, tm.share)
 		var flops, spent float64 // spent: seconds attributed to the layers
 		var fs, bs, ts []float64
 		for i, p := range ps {
@@ -269,6 +274,7 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 		res.ByClass[string(class)] = round3(speed / 1e9)
 	}
 	res.GFLOPS = res.ByClass[string(ops.ClassConv)]
+	res.Share = round3(median(shares))
 	res.WallMS = time.Since(start).Seconds() * 1e3
 	return res, nil
 }
