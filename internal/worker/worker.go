@@ -96,6 +96,15 @@ func New(ln net.Listener, opt Options) *Server {
 		opt.GCPercent = DefaultGCPercent
 	}
 	debug.SetGCPercent(opt.GCPercent)
+	if runtime.GOMAXPROCS(0) < 2 {
+		// On one CPU (a single-core device, or a testbed device pinned to
+		// one) a computing goroutine would hold the only P until the
+		// scheduler preempts it after 10 ms, and the connections' reader
+		// and writer goroutines — the sends queued before a computation
+		// included — would wait for it. A second P lets the OS interleave
+		// them, as it would threads.
+		runtime.GOMAXPROCS(2)
+	}
 	if opt.MemoryLimit > 0 {
 		// A soft limit for the garbage collector: the model's budget plus
 		// room for the runtime itself.
