@@ -3,7 +3,10 @@ package main
 import (
 	"encoding/json"
 	"os/exec"
+	"path/filepath"
 	"testing"
+
+	"github.com/iop-edge/iop/internal/cluster"
 )
 
 // TestInferProfile: `iop infer --profile --json` times every computed node
@@ -39,5 +42,39 @@ func TestInferProfile(t *testing.T) {
 	}
 	if convs == 0 {
 		t.Fatalf("no Conv among %d profiled nodes", len(res.Nodes))
+	}
+}
+
+// TestRunLocalProfileLoopback: `iop run --local N --profile` on loopback
+// emulation measures the links at the emulated rate (the probes are shaped
+// like the workers' connections), times the model's own layers and plans
+// with both.
+func TestRunLocalProfileLoopback(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildIop(t, dir)
+	cache := filepath.Join(dir, "spec.yaml")
+	out, err := exec.Command(bin, "run", "tiny-resnet", "--local", "2", "--emulation", "loopback", "--bandwidth", "50Mbps",
+		"--profile", "--profile-budget", "500ms", "--profile-cache", cache, "--json", "--nodes=false").Output()
+	if err != nil {
+		t.Fatalf("iop run --profile: %v", err)
+	}
+	var res struct {
+		Profiled        bool   `json:"profiled"`
+		PlannedLink     string `json:"planned_link"`
+		CalibratedNodes int    `json:"calibrated_nodes"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	spec, err := cluster.Load(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bw := float64(spec.Link.Bandwidth) * 8 / 1e6; bw < 35 || bw > 60 {
+		t.Errorf("profiled link %.1f Mbit/s (%s), want about the emulated 50", bw, res.PlannedLink)
+	}
+	if !res.Profiled || res.CalibratedNodes == 0 || len(spec.LayerMS["tiny-resnet"]) != 2 {
+		t.Errorf("profiled %v, %d calibrated nodes, layer times for %d devices: want the model's layers timed on both",
+			res.Profiled, res.CalibratedNodes, len(spec.LayerMS["tiny-resnet"]))
 	}
 }

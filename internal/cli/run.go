@@ -113,13 +113,16 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 
 // runReport is what `iop run` prints (as JSON with --json).
 type runReport struct {
-	Model              string                     `json:"model"`
-	Strategy           string                     `json:"strategy"`
-	PlanHash           string                     `json:"plan_hash"`
-	Emulation          string                     `json:"emulation"`
-	Bandwidth          string                     `json:"bandwidth,omitempty"`
-	CPUQuota           float64                    `json:"cpu_quota,omitempty"`
-	Profiled           bool                       `json:"profiled"`
+	Model     string  `json:"model"`
+	Strategy  string  `json:"strategy"`
+	PlanHash  string  `json:"plan_hash"`
+	Emulation string  `json:"emulation"`
+	Bandwidth string  `json:"bandwidth,omitempty"`
+	CPUQuota  float64 `json:"cpu_quota,omitempty"`
+	Profiled  bool    `json:"profiled"`
+	// CalibratedNodes counts the (device, node) pairs whose estimate the
+	// spec's measured layer times calibrated (layer_ms).
+	CalibratedNodes    int                        `json:"calibrated_nodes,omitempty"`
 	PlannedLink        string                     `json:"planned_link,omitempty"`
 	PlannedGFLOPS      []map[string]float64       `json:"planned_gflops_by_class,omitempty"`
 	TLS                bool                       `json:"tls"`
@@ -313,6 +316,9 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	if emulation != coordinator.EmulationNone {
 		rep.Bandwidth = emuBW.String()
 	}
+	for _, m := range pr.Params.Calibration {
+		rep.CalibratedNodes += len(m)
+	}
 	if rf.profile {
 		rep.Profiled = true
 		rep.PlannedLink = fmt.Sprintf("%s, %.3f ms", spec.Link.Bandwidth, spec.Link.LatencyMS)
@@ -408,6 +414,9 @@ func printRun(w io.Writer, r runReport, spec *cluster.Spec, nodes bool) {
 	if r.TLS {
 		fmt.Fprint(w, ", mutual TLS")
 	}
+	if r.CalibratedNodes > 0 {
+		fmt.Fprintf(w, ", cost model calibrated by %d measured layer times", r.CalibratedNodes)
+	}
 	fmt.Fprintln(w)
 	if len(r.Deployed) > 0 {
 		fmt.Fprintf(w, "deployed to %s in %.0f ms\n", strings.Join(r.Deployed, ", "), r.DeployMS)
@@ -500,8 +509,15 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 	if rf.tf.files.Enabled() || rf.useTLS {
 		return nil, usageError{fmt.Errorf("--profile with TLS is not supported; profile without --tls")}
 	}
+	var link profile.LinkRequest
+	if local.Emulation == coordinator.EmulationLoopback {
+		// The workers shape their connections in process: so must the
+		// probes between them, or they measure raw loopback.
+		link.Rate, link.LatencyMS = local.Bandwidth, local.LatencyMS
+	}
 	out, _, err := profile.Cluster(ctx, &in, profile.ClusterOptions{
 		Ops:       profile.OpsRequest{Threads: threads, BudgetMS: rf.profBudget.Milliseconds()},
+		Link:      link,
 		SkipOps:   cached,
 		SkipLinks: cached,
 		Model:     g,
