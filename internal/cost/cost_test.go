@@ -18,13 +18,7 @@ import (
 // TestCoordinatorIO: the prediction includes sending the inputs from the
 // coordinator and returning the outputs over the coordinator's link.
 func TestCoordinatorIO(t *testing.T) {
-	g, err := zoo.Build("tiny-resnet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := passes.Optimize(g, nil, passes.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	g := tinyResNet(t)
 	in, out := g.Inputs[0], g.Outputs[0]
 	inBytes := float64(in.Shape.Numel() * 4)
 	outBytes := float64(out.Shape.Numel() * 4)
@@ -32,15 +26,7 @@ func TestCoordinatorIO(t *testing.T) {
 		latency := func(coord cluster.Link) float64 {
 			spec := cluster.Uniform(2, 4, 0, 12.5e6, 0.2)
 			spec.Coordinator = &coord
-			pr := &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}
-			p, err := planner.Make(pr, strategy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps, err := partition.Compile(g, p, partition.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			ps := programs(t, g, spec, strategy)
 			pred, _, err := cost.Predict(ps, spec, cost.DefaultParams)
 			if err != nil {
 				t.Fatal(err)
@@ -80,13 +66,7 @@ func TestSharedArrivals(t *testing.T) {
 // were measured on; other nodes and devices keep the class model; factors
 // are clamped.
 func TestCalibration(t *testing.T) {
-	g, err := zoo.Build("tiny-resnet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := passes.Optimize(g, nil, passes.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	g := tinyResNet(t)
 	spec := cluster.Uniform(2, 4, 0, 12.5e6, 0.2)
 	var conv string
 	for _, n := range g.Nodes {
@@ -96,15 +76,7 @@ func TestCalibration(t *testing.T) {
 		}
 	}
 	for _, strategy := range []string{"single", "oc"} {
-		pr := &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}
-		p, err := planner.Make(pr, strategy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ps, err := partition.Compile(g, p, partition.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ps := programs(t, g, spec, strategy)
 		computeMS := func(prm cost.Params) map[[2]string]float64 {
 			_, tl, err := cost.Predict(ps, spec, prm)
 			if err != nil {
@@ -132,7 +104,8 @@ func TestCalibration(t *testing.T) {
 		if strategy == "single" && est == 0 {
 			t.Fatalf("single: no compute step of %s on dev0 in %v", conv, base)
 		}
-		full := cost.NodeWork(nodeByName(g, conv), opsInputs(g, conv), opsOutputs(g, conv))
+		cn := nodeByName(g, conv)
+		full := cost.NodeWork(cn, ops.InputsOf(g, cn), ops.OutputsOf(g, cn))
 		fullMS := cost.Seconds(spec, 0, full) * 1e3
 		s2 := *spec
 		s2.LayerMS = map[string]map[string]map[string]float64{"tiny-resnet": {
@@ -163,38 +136,16 @@ func nodeByName(g *graph.Graph, name string) *graph.Node {
 	return nil
 }
 
-func opsInputs(g *graph.Graph, name string) []ops.Input {
-	return ops.InputsOf(g, nodeByName(g, name))
-}
-
-func opsOutputs(g *graph.Graph, name string) []graph.ValueInfo {
-	return ops.OutputsOf(g, nodeByName(g, name))
-}
-
 // TestNetworkCPU: the CPU a device spends per byte sent and received is
 // paid out of its waits for messages and otherwise delays it: nothing for
 // a single device (no messages), something for oc, and at a cost per byte
 // far above what the waits absorb, at least the received bytes' cost
 // minus the time the device waited without it.
 func TestNetworkCPU(t *testing.T) {
-	g, err := zoo.Build("tiny-resnet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := passes.Optimize(g, nil, passes.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	g := tinyResNet(t)
 	for _, strategy := range []string{"single", "oc"} {
 		spec := cluster.Uniform(2, 4, 0, 12.5e6, 0.2)
-		pr := &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}
-		p, err := planner.Make(pr, strategy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ps, err := partition.Compile(g, p, partition.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ps := programs(t, g, spec, strategy)
 		predict := func(sendNS, recvNS, share float64) (*plan.Prediction, *cost.Timeline) {
 			s := *spec
 			s.Devices = append([]cluster.Device(nil), spec.Devices...)
@@ -233,4 +184,32 @@ func TestNetworkCPU(t *testing.T) {
 			}
 		}
 	}
+}
+
+// tinyResNet is the zoo's tiny-resnet after the planner's passes.
+func tinyResNet(t *testing.T) *graph.Graph {
+	t.Helper()
+	g, err := zoo.Build("tiny-resnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := passes.Optimize(g, nil, passes.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// programs plans g on spec with strategy and compiles the device programs.
+func programs(t *testing.T, g *graph.Graph, spec *cluster.Spec, strategy string) *partition.Programs {
+	t.Helper()
+	pr := &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}
+	p, err := planner.Make(pr, strategy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := partition.Compile(g, p, partition.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }
