@@ -2,7 +2,6 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"runtime"
 	"testing"
@@ -33,25 +32,9 @@ func (c trickleConn) Write(b []byte) (int, error) {
 // pieces, the last one smaller than the mark: with a mark above what is
 // still to come the read would wait for its deadline instead.
 func TestLowWaterMarkTrickle(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		acc <- c
-	}()
-	a, err := Dialer{}.Dial(context.Background(), ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-acc
-	w := NewConn(trickleConn{Conn: a, piece: 3000, pause: 200 * time.Microsecond}, Limits{})
-	r := NewConn(b, Limits{ReadTimeout: 3 * time.Second})
-	defer w.Close()
-	defer r.Close()
+	w, r := pipeLimits(t, func(c net.Conn) net.Conn {
+		return trickleConn{Conn: c, piece: 3000, pause: 200 * time.Microsecond}
+	}, Limits{ReadTimeout: 3 * time.Second})
 
 	sizes := []int{3*lowatMax + 1000, lowatMin - 1, lowatMax, 100}
 	go func() {

@@ -18,8 +18,15 @@ import (
 	"github.com/iop-edge/iop/internal/testbed"
 )
 
-// pipe returns two framed ends of a loopback TCP connection.
+// pipe returns two framed ends of a loopback TCP connection; wrap (if
+// set) wraps the dialing end's connection.
 func pipe(t testing.TB, wrap func(net.Conn) net.Conn) (*Conn, *Conn) {
+	t.Helper()
+	return pipeLimits(t, wrap, Limits{})
+}
+
+// pipeLimits is pipe with the given limits on both ends.
+func pipeLimits(t testing.TB, wrap func(net.Conn) net.Conn, lim Limits) (*Conn, *Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,7 +46,7 @@ func pipe(t testing.TB, wrap func(net.Conn) net.Conn) (*Conn, *Conn) {
 	if wrap != nil {
 		a = wrap(a)
 	}
-	ca, cb := NewConn(a, Limits{}), NewConn(b, Limits{})
+	ca, cb := NewConn(a, lim), NewConn(b, lim)
 	t.Cleanup(func() { ca.Close(); cb.Close() })
 	return ca, cb
 }
