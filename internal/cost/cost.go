@@ -207,6 +207,19 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "input", StartMS: 0, EndMS: st[d].time * 1e3, Bytes: inBytes[d]})
 		}
 	}
+	// The CPU a device spends on its messages, per byte (device time), and
+	// settling what it still owes before it computes or finishes.
+	sendSec, recvSec := make([]float64, n), make([]float64, n)
+	for d := range sendSec {
+		sendSec[d], recvSec[d] = spec.NetSecondsPerByte(d)
+	}
+	settle := func(d int, node string) {
+		if debt := st[d].debt; debt > 0 {
+			t := st[d].time
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "net-cpu", Node: node, StartMS: t * 1e3, EndMS: (t + debt) * 1e3})
+			st[d].time, st[d].debt = t+debt, 0
+		}
+	}
 	// Discrete-event simulation: the next event is either the device with
 	// the smallest clock running one step, or the next message completing
 	// in the fluid network model (whichever is earlier), so messages start
@@ -247,11 +260,8 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 		nw.advance(t)
 		switch s.Kind {
 		case partition.Compute:
-			if st[d].debt > 0 {
-				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "net-cpu", Node: s.Orig, StartMS: t * 1e3, EndMS: (t + st[d].debt) * 1e3})
-				t += st[d].debt
-				st[d].time, st[d].debt = t, 0
-			}
+			settle(d, s.Orig)
+			t = st[d].time
 			w := StepWork(p, s)
 			dur := NodeSeconds(spec, &prm, d, s.Orig, s.Node.Op, w)
 			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: w.FLOPs})
@@ -273,8 +283,7 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			} else {
 				arrive(k, t+lat)
 			}
-			sendSec, _ := spec.NetSecondsPerByte(d)
-			st[d].debt += float64(s.Bytes) * sendSec
+			st[d].debt += float64(s.Bytes) * sendSec[d]
 			pred.BytesSent += s.Bytes
 			pred.Messages++
 			pred.Devices[d].BytesSent += s.Bytes
@@ -286,8 +295,7 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 				blocked[k] = d
 				continue // resumed by arrive
 			}
-			_, recvSec := spec.NetSecondsPerByte(d)
-			st[d].debt += float64(s.Bytes) * recvSec
+			st[d].debt += float64(s.Bytes) * recvSec[d]
 			if a > t {
 				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "recv-wait", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: a * 1e3, Bytes: s.Bytes})
 				st[d].time = a
@@ -308,11 +316,7 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 		}
 		// What the device still owes its sends and receives delays its
 		// result; then its outputs go back to the coordinator.
-		if st[d].debt > 0 {
-			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "net-cpu", StartMS: st[d].time * 1e3, EndMS: (st[d].time + st[d].debt) * 1e3})
-			st[d].time += st[d].debt
-			st[d].debt = 0
-		}
+		settle(d, "")
 		end := st[d].time + float64(outBytes[d])/float64(coord.Bandwidth) + coord.LatencyMS/1e3
 		if outBytes[d] > 0 {
 			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "output", StartMS: st[d].time * 1e3, EndMS: end * 1e3, Bytes: outBytes[d]})
