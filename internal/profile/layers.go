@@ -179,9 +179,9 @@ func MeasureLayers(ctx context.Context, req LayersRequest) (*LayersResult, error
 }
 
 // buildLayer makes a runnable layer of ls with deterministic inputs and
-// weights; size is the bytes it holds (inputs, weights and outputs are
-// allocated by prepare; outputs are counted as the inputs' size, an
-// estimate until the shapes are inferred).
+// weights. size estimates the bytes it will hold: its inputs and weights,
+// and as much again for its outputs and the kernels' packed copies (the
+// output shapes are known only once prepare infers them).
 func buildLayer(ls LayerSpec, i int) (layer, int64, error) {
 	if ls.Node == nil {
 		return layer{}, 0, fmt.Errorf("profile: layer %d has no node", i)
