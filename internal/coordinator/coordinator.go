@@ -341,6 +341,11 @@ type DeviceResult struct {
 	Events []partition.Event `json:"events"`
 	RunMS  float64           `json:"run_ms"`
 	MeshMS float64           `json:"mesh_ms"`
+	// StartMS is when the device's program started (its events' zero),
+	// from the request's start by the worker's wall clock: exact for
+	// workers on the coordinator's machine (--local), as good as the
+	// clocks' synchronization otherwise.
+	StartMS float64 `json:"start_ms"`
 	worker.Memory
 }
 
@@ -442,6 +447,9 @@ func (co *Coordinator) Run(ctx context.Context, inputs []*tensor.Tensor) (*Resul
 		outs[d] = o.outs
 		res.Devices[d] = DeviceResult{Name: co.names[d], Addr: co.addrs[d], Events: o.res.Events,
 			RunMS: float64(o.res.RunNS) / 1e6, MeshMS: float64(o.res.MeshNS) / 1e6, Memory: o.res.Memory}
+		if o.res.StartUnixNS != 0 {
+			res.Devices[d].StartMS = float64(o.res.StartUnixNS-t0.UnixNano()) / 1e6
+		}
 	}
 	if res.Outputs, err = co.ps.AssembleOutputs(outs); err != nil {
 		return nil, err

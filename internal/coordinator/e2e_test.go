@@ -15,6 +15,7 @@ import (
 
 	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/cost"
+	"github.com/iop-edge/iop/internal/cputime"
 	"github.com/iop-edge/iop/internal/engine"
 	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/onnx"
@@ -157,6 +158,25 @@ func deployRun(t testing.TB, co *Coordinator, m *testModel, strategy string, n i
 		if err := tensor.AllClose(res.Outputs[i], m.want[i], 1e-4, 1e-5); err != nil {
 			t.Errorf("%s/%s/n%d: output %d: %v", m.name, strategy, n, i, err)
 		}
+	}
+	// The workers share this machine's clock: each program starts within
+	// the request, and its last step ends before the request does.
+	lat := float64(res.Latency) / 1e6
+	var cpu time.Duration
+	for d, dr := range res.Devices {
+		for _, e := range dr.Events {
+			cpu += e.CPU
+		}
+		end := dr.StartMS
+		if len(dr.Events) > 0 {
+			end += float64(dr.Events[len(dr.Events)-1].End) / 1e6
+		}
+		if dr.StartMS < 0 || end > lat {
+			t.Errorf("%s/%s/n%d: device %d runs %.3f–%.3f ms, outside the request's %.3f ms", m.name, strategy, n, d, dr.StartMS, end, lat)
+		}
+	}
+	if cputime.Available() && cpu <= 0 {
+		t.Errorf("%s/%s/n%d: the traces record no CPU time", m.name, strategy, n)
 	}
 	return res
 }

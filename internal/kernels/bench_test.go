@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iop-edge/iop/internal/cputime"
 )
 
 // measuredPeak is one core's FMA peak in GFLOP/s with the selected kernel
@@ -32,14 +34,14 @@ func runFlops(b *testing.B, flops float64, threads int, op func()) {
 	measuredPeak()
 	op() // warm up caches and scratch buffers
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	best := time.Duration(1 << 62)
 	for b.Loop() {
 		t0 := time.Now()
 		op()
 		best = min(best, time.Since(t0))
 	}
-	cpu := processCPUTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	bg := flops / best.Seconds() / 1e9
 	b.ReportMetric(bg, "best-GFLOP/s")

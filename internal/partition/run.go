@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iop-edge/iop/internal/cputime"
 	"github.com/iop-edge/iop/internal/kernels"
 	"github.com/iop-edge/iop/internal/ops"
 	"github.com/iop-edge/iop/internal/tensor"
@@ -30,6 +31,11 @@ type Event struct {
 	End      time.Duration `json:"end_ns"`
 	BytesIn  int64         `json:"bytes_in,omitempty"`
 	BytesOut int64         `json:"bytes_out,omitempty"`
+	// CPU is the process's CPU time during the step (all its threads:
+	// kernels, connection goroutines, the Go runtime). Wall time well above
+	// CPU time over the device's share means the device was throttled,
+	// waiting, or crowded off its CPU.
+	CPU time.Duration `json:"cpu_ns,omitempty"`
 }
 
 // Runner executes one device's program; it holds the prepared kernels.
@@ -112,7 +118,7 @@ func (r *Runner) Run(ctx context.Context, pool *kernels.Pool, tr Transport, inpu
 		}
 		return t, nil
 	}
-	t0 := time.Now()
+	t0, c0 := time.Now(), cputime.Process()
 	events := make([]Event, 0, len(p.Steps))
 	var ins, outs []*tensor.Tensor
 	for i, s := range p.Steps {
@@ -198,6 +204,8 @@ func (r *Runner) Run(ctx context.Context, pool *kernels.Pool, tr Transport, inpu
 			}
 		}
 		ev.End = time.Since(t0)
+		c1 := cputime.Process()
+		ev.CPU, c0 = c1-c0, c1
 		events = append(events, ev)
 	}
 	res := make([]*tensor.Tensor, len(p.Outputs))

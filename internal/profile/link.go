@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/iop-edge/iop/internal/cputime"
 	"github.com/iop-edge/iop/internal/tensor"
 	"github.com/iop-edge/iop/internal/transport"
 )
@@ -123,7 +124,7 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 		chunk.F[i] = float32(i % 1000)
 	}
 	end := time.Now().Add(dur)
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	var sent int64
 	for k := 0; time.Now().Before(end); k++ {
 		if err := ctx.Err(); err != nil {
@@ -134,7 +135,7 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 		}
 		sent += chunk.Bytes()
 	}
-	if cpu := processCPUTime() - cpu0; cpu > 0 && sent > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 && sent > 0 {
 		res.SendCPUNSPerByte = float64(cpu.Nanoseconds()) / float64(sent)
 	}
 	if err := c.WriteControl(0, probeMsg{Type: "end"}); err != nil {
@@ -230,11 +231,11 @@ func ServeProbe(c *transport.Conn) error {
 				first = now
 			case from.IsZero() && now.Sub(first) >= warmup:
 				from = now // bytes up to here belong to the warm-up
-				cpuFrom = processCPUTime()
+				cpuFrom = cputime.Process()
 			case !from.IsZero():
 				counted += t.Bytes()
 				last = now
-				cpuLast = processCPUTime()
+				cpuLast = cputime.Process()
 			}
 		case transport.Ping:
 			if _, err := c.ReadSmall(h); err != nil {

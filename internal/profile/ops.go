@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/iop-edge/iop/internal/cputime"
 	"github.com/iop-edge/iop/internal/graph"
 	"github.com/iop-edge/iop/internal/kernels"
 	"github.com/iop-edge/iop/internal/ops"
@@ -311,12 +312,12 @@ func timeLayers(ctx context.Context, pool *kernels.Pool, ps []*prepared, window 
 		}
 		i := k % n
 		p := ps[i]
-		s, c := time.Now(), processCPUTime()
+		s, c := time.Now(), cputime.Process()
 		if err := p.kern.Run(pool, p.in, p.outs); err != nil {
 			return nil, fmt.Errorf("profile: %s: %w", p.name, err)
 		}
 		times[i] += time.Since(s)
-		cpus[i] += processCPUTime() - c
+		cpus[i] += cputime.Process() - c
 		runs[i]++
 	}
 	elapsed := time.Since(t0)

@@ -241,3 +241,30 @@ func Sink(r io.Reader, warmup time.Duration) (float64, error) {
 	}
 	return float64(counted) / last.Sub(from).Seconds(), nil
 }
+
+// CPUWarning explains, or returns "", why devices with these limits on a
+// host with cpus CPUs would not behave like separate machines. Under a CFS
+// quota an idle device runs at a full core until its quota for the period
+// is spent, so devices that start computing together (every partitioned
+// step) briefly ask for a core each: when the quotas add up to more than
+// half of the host's CPUs they crowd each other (and the coordinator and
+// the kernel's network processing) off the CPUs, which no per-device model
+// predicts. Measured (docs/VALIDATION.md): AlexNet `optimal` at n = 4 on 2
+// CPUs ran 1.2–1.5× its prediction with 0.45-core quotas and 1.07× with
+// 0.25.
+func CPUWarning(c Config, cpus int) string {
+	sum := 0.0
+	for i := 0; i < c.Devices; i++ {
+		q := c.limits(i).CPUQuota
+		if q <= 0 || q > 1 {
+			q = 1
+		}
+		sum += q
+	}
+	if cpus <= 0 || sum <= float64(cpus)/2+1e-9 {
+		return ""
+	}
+	return fmt.Sprintf("the devices' CPU quotas add up to %.2g cores on a host with %d CPUs: devices bursting at a full core "+
+		"at once will crowd each other off the CPUs, so latencies will exceed per-device predictions; keep the sum at or below %.2g (half the CPUs)",
+		sum, cpus, float64(cpus)/2)
+}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,6 +118,9 @@ func Up(ctx context.Context, c Config) (*Bed, error) {
 			slog.Warn("testbed: cleanup after failed up", "prefix", p, "err", cerr)
 		}
 		return nil, err
+	}
+	if w := CPUWarning(c, runtime.NumCPU()); w != "" {
+		slog.Warn("testbed: " + w)
 	}
 	slog.Debug("testbed up", "prefix", p, "devices", c.Devices, "subnet", b.Subnet)
 	return b, nil

@@ -127,5 +127,9 @@ type Result struct {
 	// (re)connecting peers first.
 	RunNS  int64 `json:"run_ns"`
 	MeshNS int64 `json:"mesh_ns"`
+	// StartUnixNS is the worker's wall clock when the program started (the
+	// events' zero), so a coordinator on a synchronized clock can line up
+	// the devices' traces.
+	StartUnixNS int64 `json:"start_unix_ns,omitempty"`
 	Memory
 }

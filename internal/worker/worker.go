@@ -534,7 +534,8 @@ func (s *Server) run(ctx context.Context, r *RunRequest, inputs []*tensor.Tensor
 		return nil, nil, err
 	}
 	ok = true
-	res := &Result{Req: r.Req, Outputs: len(outs), Events: events, RunNS: time.Since(t1).Nanoseconds(), MeshNS: meshTime.Nanoseconds(), Memory: measureMemory()}
+	res := &Result{Req: r.Req, Outputs: len(outs), Events: events, RunNS: time.Since(t1).Nanoseconds(), MeshNS: meshTime.Nanoseconds(),
+		StartUnixNS: t1.UnixNano(), Memory: measureMemory()}
 	return outs, res, nil
 }
 

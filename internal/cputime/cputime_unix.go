@@ -1,14 +1,15 @@
 //go:build unix
 
-package kernels
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPUTime is the user+system CPU time the process has used.
-func processCPUTime() time.Duration {
+const available = true
+
+func process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
