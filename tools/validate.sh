@@ -21,7 +21,8 @@
 #   CPU_PERIOD CFS period of the quota [0: the testbed default, 5ms or 1ms/quota: a steadily slower device, not a
 #              full-speed one that stalls for the rest of a 100 ms period]
 #   BANDWIDTH  link rate [100Mbps]
-#   REPEAT     requests per run [3]
+#   REPEAT     requests per run [5]
+#   REPEAT_TIME ...or as many as fit in this time by the predicted latency (iop run --repeat-time) [3s]
 #   REPROFILE  1: measure again even if $OUT/spec-n*.yaml exist [1]
 #   PROFILE_BUDGET operator-speed measuring time per worker [5s: iop profile's default]
 # Needs root (the testbed). Prints the Markdown table; raw JSON in $OUT.
@@ -35,7 +36,8 @@ VGG_NS=${VGG_NS:-"4"}
 QUOTA=${QUOTA:-0.45}
 CPU_PERIOD=${CPU_PERIOD:-0}
 BANDWIDTH=${BANDWIDTH:-100Mbps}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
+REPEAT_TIME=${REPEAT_TIME:-3s}
 REPROFILE=${REPROFILE:-1}
 PROFILE_BUDGET=${PROFILE_BUDGET:-5s}
 mkdir -p "$OUT"
@@ -49,7 +51,7 @@ if [ "$REPROFILE" = 1 ]; then rm -f "$OUT"/spec-n*.yaml; fi
   echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet -- internal/cost internal/cli/run.go || echo ' (+ uncommitted cost/run changes)')"
-  echo "quota: $QUOTA (CFS period $CPU_PERIOD), bandwidth: $BANDWIDTH, repeat: $REPEAT, profile budget: $PROFILE_BUDGET"
+  echo "quota: $QUOTA (CFS period $CPU_PERIOD), bandwidth: $BANDWIDTH, repeat: $REPEAT (at least $REPEAT_TIME), profile budget: $PROFILE_BUDGET"
 } > "$OUT/meta.txt"
 start=$(date +%s)
 for n in $NS; do
@@ -59,7 +61,7 @@ for n in $NS; do
       f="$OUT/$m-$s-n$n.json"
       echo "$(date +%T) load $(cut -d' ' -f1 /proc/loadavg): $m $s n=$n" >&2
       if ! "$IOP" run "$m" --local "$n" --strategy "$s" --cpu-quota "$QUOTA" --cpu-period "$CPU_PERIOD" --bandwidth "$BANDWIDTH" \
-          --profile --profile-cache "$OUT/spec-n$n.yaml" --profile-budget "$PROFILE_BUDGET" --repeat "$REPEAT" --json --nodes=false \
+          --profile --profile-cache "$OUT/spec-n$n.yaml" --profile-budget "$PROFILE_BUDGET" --repeat "$REPEAT" --repeat-time "$REPEAT_TIME" --json --nodes=false \
           --trace "$OUT/$m-$s-n$n.trace.json" > "$f.tmp" 2> "$OUT/$m-$s-n$n.err"; then
         echo "  failed: $(tail -1 "$OUT/$m-$s-n$n.err")" >&2
         { echo '{"model":"'"$m"'","strategy":"'"$s"'","n":'"$n"',"error":'; tail -1 "$OUT/$m-$s-n$n.err" | python3 -c 'import json,sys;print(json.dumps(sys.stdin.read().strip()))'; echo '}'; } > "$f"

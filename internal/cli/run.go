@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -50,6 +52,8 @@ type runFlags struct {
 	meshTO     time.Duration
 	verbose    bool
 	trace      string
+	workerProf string
+	repeatTime time.Duration
 	profile    bool
 	profCache  string
 	profBudget time.Duration
@@ -93,6 +97,7 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.StringVar(&rf.outDir, "output-dir", "", "write outputs as output_N.pb TensorProto files into this directory")
 	f.BoolVar(&rf.asJSON, "json", false, "print one JSON object")
 	f.IntVar(&rf.repeat, "repeat", 1, "run K requests and report the median latency")
+	f.DurationVar(&rf.repeatTime, "repeat-time", 0, "with --repeat: time the requests for about this long, running more than --repeat when the predicted latency is short (at most 1000): a steadier median for fast models")
 	f.IntVar(&rf.warmup, "warmup", 1, "untimed requests after deploying (the first request touches fresh memory); its latency is reported as first_latency_ms")
 	f.Uint64Var(&rf.seed, "seed", 1, "seed of the random input used when a zoo model gets no --input")
 	f.IntVar(&rf.threads, "threads", 0, "kernel threads per worker (0: --local shares the cores, else all cores)")
@@ -103,6 +108,7 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.DurationVar(&rf.meshTO, "mesh-timeout", 10*time.Second, "bound on the workers connecting to each other")
 	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
 	f.StringVar(&rf.trace, "trace", "", "write the last request's per-device traces (every step: start, end, bytes) and the predicted timeline as JSON to this file")
+	f.StringVar(&rf.workerProf, "worker-cpuprofile", "", "--local: each worker writes a CPU profile of its life (go tool pprof) to DIR/<device>.pprof")
 	f.DurationVar(&rf.cpuPeriod, "cpu-period", 0, "--local on the testbed with --cpu-quota: the CFS period of the quota (0: 5ms, or 1ms/quota when longer). A short period makes a worker a steadily slower device instead of a full-speed one that stalls for the rest of each period once its quota is spent")
 	f.BoolVar(&rf.profile, "profile", false, "--local: profile the started workers (operator speed inside their CPU quota, the model's own layers, link goodput and latency through the emulated links) and plan with the measured spec")
 	f.StringVar(&rf.profCache, "profile-cache", "", "--local --profile: read the measured spec from this file if it exists (timing only the model's layers if it has none for this model), else write it there (same --local N, --cpu-quota and --bandwidth only)")
@@ -229,6 +235,9 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 			LatencyMS: spec.Link.LatencyMS, CPUQuota: rf.cpuQuota, CPUPeriod: rf.cpuPeriod, Names: names, LogLevel: logLevelOf(cmd)}
 		for _, d := range spec.Devices {
 			lc.MemoryLimits = append(lc.MemoryLimits, int64(d.Memory))
+			if rf.workerProf != "" {
+				lc.ExtraArgs = append(lc.ExtraArgs, []string{"--cpuprofile", filepath.Join(rf.workerProf, d.Name+".pprof")})
+			}
 		}
 		if rf.useTLS {
 			dir, err := os.MkdirTemp("", "iop-certs-")
@@ -288,6 +297,11 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 		p.Cluster = spec
 	} else if p, err = planner.Make(pr, rf.strategy); err != nil {
 		return err
+	}
+	if rf.repeatTime > 0 && p.Prediction != nil && p.Prediction.LatencyMS > 0 {
+		more := int(math.Ceil(float64(rf.repeatTime.Milliseconds()) / p.Prediction.LatencyMS))
+		rf.repeat = max(rf.repeat, min(more, 1000))
+		pr.Params.Requests = rf.warmup + rf.repeat
 	}
 	hash := planHash(p)
 	tl, err := planner.Evaluate(pr, p)
@@ -510,10 +524,16 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 		return nil, usageError{fmt.Errorf("--profile with TLS is not supported; profile without --tls")}
 	}
 	var link profile.LinkRequest
-	if local.Emulation == coordinator.EmulationLoopback {
+	switch local.Emulation {
+	case coordinator.EmulationLoopback:
 		// The workers shape their connections in process: so must the
 		// probes between them, or they measure raw loopback.
 		link.Rate, link.LatencyMS = local.Bandwidth, local.LatencyMS
+	case coordinator.EmulationNetns:
+		// tc shapes the rate; the per-message latency is the workers'
+		// in-process delay line (no netem here), which the probes need
+		// too: its latency, and the CPU its copies and wake-ups cost.
+		link.LatencyMS = local.LatencyMS
 	}
 	out, _, err := profile.Cluster(ctx, &in, profile.ClusterOptions{
 		Ops:       profile.OpsRequest{Threads: threads, BudgetMS: rf.profBudget.Milliseconds()},

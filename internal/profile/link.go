@@ -48,7 +48,9 @@ type LinkResult struct {
 	// receiver saw it, after a warm-up: what the runtime's transfers get.
 	Bandwidth float64 `json:"bandwidth"`
 	// LatencyMS is half the median round trip of a small control
-	// message: the per-message latency of the cost model.
+	// message (with an emulated LatencyMS in the request, which delays
+	// only the outbound half, that delay is added once more): the
+	// per-message latency of the cost model.
 	LatencyMS float64 `json:"latency_ms"`
 	// MinRTTMS and MedianRTTMS are the round-trip times measured.
 	MinRTTMS    float64 `json:"min_rtt_ms"`
@@ -114,6 +116,11 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 		res.MinRTTMS = min(res.MinRTTMS, r)
 	}
 	res.LatencyMS = res.MedianRTTMS / 2
+	if req.LatencyMS > 0 {
+		// Only this side's writes go through the emulated delay, once
+		// per round trip; every message between workers goes through it.
+		res.LatencyMS = (res.MedianRTTMS + req.LatencyMS) / 2
+	}
 
 	dur := time.Duration(req.Seconds * float64(time.Second))
 	if err := c.WriteControl(0, probeMsg{Type: "bulk", WarmupMS: (dur / 5).Milliseconds()}); err != nil {
