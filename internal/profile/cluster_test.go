@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/transport"
 )
 
 // agents starts n agents on loopback and returns a spec naming them.
@@ -102,5 +103,23 @@ func TestLocal(t *testing.T) {
 	}
 	if s.N() != 1 || s.Devices[0].Name != "here" || s.Devices[0].GFLOPS != r.GFLOPS {
 		t.Errorf("spec %+v", s)
+	}
+}
+
+// A probe whose own writes carry an emulated latency delays only the
+// outbound half of each round trip; every message between workers carries
+// it, so the link's one-way latency is the whole emulated delay, not half.
+func TestLinkEmulatedLatency(t *testing.T) {
+	s := agents(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const lat = 20.0
+	r, err := LinkTo(ctx, Dialer{}, LinkRequest{Peer: s.Devices[0].Address, Seconds: 0.3, Pings: 5, LatencyMS: lat}, transport.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("emulated %g ms: rtt %.3f ms, one-way latency %.3f ms", lat, r.MedianRTTMS, r.LatencyMS)
+	if r.LatencyMS < 0.95*lat || r.LatencyMS > 1.5*lat {
+		t.Errorf("one-way latency %.3f ms for an emulated %g ms", r.LatencyMS, lat)
 	}
 }

@@ -284,7 +284,7 @@ func (d *delayLine) run() {
 		d.mu.Unlock()
 
 		if w := time.Until(m.due); w > 0 {
-			time.Sleep(w)
+			sleep(w)
 		}
 		_, err := shapedWrite(d.c, d.l, m.data)
 

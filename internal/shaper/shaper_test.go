@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -239,5 +240,37 @@ func BenchmarkGoodput50Mbps(b *testing.B) {
 		got := goodput(b, Wrap(x, rate), y, time.Second, 64<<10)
 		b.ReportMetric(got*8/1e6, "Mbit/s")
 		b.ReportMetric(100*got/rate, "%rate")
+	}
+}
+
+// TestSubMillisecondLatency checks that a LAN-like latency below a
+// millisecond is kept when the process is otherwise idle between messages
+// (Go's timers would round it up to about a millisecond).
+func TestSubMillisecondLatency(t *testing.T) {
+	a, b := pipeTCP(t)
+	lat := 300 * time.Microsecond
+	s := New(a, Options{Latency: lat})
+	defer s.Close()
+	buf := make([]byte, 4)
+	var delays []time.Duration
+	for i := 0; i < 25; i++ {
+		time.Sleep(3 * time.Millisecond) // every thread idle
+		start := time.Now()
+		if _, err := s.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(b, buf); err != nil {
+			t.Fatal(err)
+		}
+		delays = append(delays, time.Since(start))
+	}
+	slices.Sort(delays)
+	med := delays[len(delays)/2]
+	t.Logf("one-way delay with %v latency: median %v, min %v, max %v", lat, med, delays[0], delays[len(delays)-1])
+	if delays[0] < lat {
+		t.Errorf("a message arrived after %v, before the %v latency", delays[0], lat)
+	}
+	if med > lat+600*time.Microsecond {
+		t.Errorf("median one-way delay %v for a %v latency", med, lat)
 	}
 }
