@@ -264,6 +264,7 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 			if spec, err = profileLocal(ctx, cmd, rf, spec, model, local, opt.Threads); err != nil {
 				return err
 			}
+
 			if loaded != nil {
 				loaded.Cluster = spec
 			}
@@ -551,6 +552,11 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 	}
 	for i := range out.Devices {
 		out.Devices[i].Address = ""
+		// The testbed's CPU quotas are CFS bandwidth limits: the cost
+		// model simulates them period by period.
+		if q, per := local.CPULimit(i); q > 0 {
+			out.Devices[i].CPUQuota, out.Devices[i].CPUPeriodMS = q, float64(per.Microseconds())/1e3
+		}
 	}
 	// The measurement's buffers stay resident in the workers (VmHWM is
 	// reset per request, but only down to the current RSS): start them

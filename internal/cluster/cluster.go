@@ -61,6 +61,25 @@ type Device struct {
 	// that CPU is taken from the device's compute (0: not modelled).
 	SendCPUNSPerByte float64 `yaml:"send_cpu_ns_per_byte,omitempty" json:"send_cpu_ns_per_byte,omitempty"`
 	RecvCPUNSPerByte float64 `yaml:"recv_cpu_ns_per_byte,omitempty" json:"recv_cpu_ns_per_byte,omitempty"`
+	// CPUQuota and CPUPeriodMS describe a CFS bandwidth limit on the
+	// device's worker (a container's CPU limit, or the testbed's cgroup):
+	// CPUQuota cores' worth of CPU time per period of CPUPeriodMS. The
+	// worker then runs at full speed until a period's quota is spent and
+	// stalls until the next period, rather than steadily at the quota; the
+	// cost model simulates that (0: no such limit, the fluid share).
+	CPUQuota    float64 `yaml:"cpu_quota,omitempty" json:"cpu_quota,omitempty"`
+	CPUPeriodMS float64 `yaml:"cpu_period_ms,omitempty" json:"cpu_period_ms,omitempty"`
+}
+
+// CFS reports device d's CFS bandwidth limit: the quota as a fraction of
+// the period, and the period in seconds (ok false without a limit that
+// throttles, i.e. none or a quota of a core or more).
+func (s *Spec) CFS(d int) (quota, period float64, ok bool) {
+	dev := s.Devices[d]
+	if dev.CPUQuota <= 0 || dev.CPUQuota >= 1 || dev.CPUPeriodMS <= 0 {
+		return 0, 0, false
+	}
+	return dev.CPUQuota, dev.CPUPeriodMS / 1e3, true
 }
 
 // NetSecondsPerByte is the device time (CPU time over the CPU share)
@@ -184,6 +203,9 @@ func (s *Spec) Validate() error {
 			if v <= 0 {
 				return fmt.Errorf("device %q: bytes_per_sec_by_class %s must be positive", d.Name, c)
 			}
+		}
+		if d.CPUQuota < 0 || d.CPUPeriodMS < 0 || (d.CPUQuota > 0) != (d.CPUPeriodMS > 0) {
+			return fmt.Errorf("device %q: cpu_quota (%g) and cpu_period_ms (%g) go together and must be positive", d.Name, d.CPUQuota, d.CPUPeriodMS)
 		}
 	}
 	if s.Coordinator != nil && (s.Coordinator.Bandwidth <= 0 || s.Coordinator.LatencyMS < 0) {

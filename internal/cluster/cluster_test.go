@@ -57,3 +57,26 @@ devices:
 		t.Fatal("unknown field accepted")
 	}
 }
+
+func TestCFSLimit(t *testing.T) {
+	s := Uniform(2, 1, 0, 12.5e6, 0.1)
+	if _, _, ok := s.CFS(0); ok {
+		t.Error("a device without a quota reports a CFS limit")
+	}
+	s.Devices[0].CPUQuota, s.Devices[0].CPUPeriodMS = 0.45, 5
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if q, per, ok := s.CFS(0); !ok || q != 0.45 || per != 0.005 {
+		t.Errorf("CFS(0) = %v, %v, %v; want 0.45, 0.005, true", q, per, ok)
+	}
+	s.Devices[1].CPUQuota = 2 // a core or more: the fluid share
+	s.Devices[1].CPUPeriodMS = 100
+	if _, _, ok := s.CFS(1); ok {
+		t.Error("a quota of two cores reports a limit")
+	}
+	s.Devices[1].CPUPeriodMS = 0
+	if err := s.Validate(); err == nil {
+		t.Error("cpu_quota without cpu_period_ms accepted")
+	}
+}

@@ -308,3 +308,17 @@ func (l *Local) Stop() error {
 	}
 	return errors.Join(errs...)
 }
+
+// CPULimit is worker i's CFS bandwidth limit on the testbed: the quota as
+// a fraction of a core and its period (0, 0 without one, or off the
+// testbed).
+func (l *Local) CPULimit(i int) (quota float64, period time.Duration) {
+	if l.bed == nil || i < 0 || i >= len(l.bed.Devices) {
+		return 0, 0
+	}
+	d := l.bed.Devices[i]
+	if d.CPUQuota <= 0 || d.CPUPeriodUS <= 0 {
+		return 0, 0
+	}
+	return d.CPUQuota, time.Duration(d.CPUPeriodUS) * time.Microsecond
+}

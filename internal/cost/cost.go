@@ -7,6 +7,8 @@ package cost
 import (
 	"container/heap"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"sort"
 
 	"github.com/iop-edge/iop/internal/cluster"
@@ -51,13 +53,15 @@ type Params struct {
 }
 
 // DefaultParams: RuntimeOverheadBytes and GCPercent measured on the
-// netns testbed (docs/VALIDATION.md); CopyBytesPerSec for a
+// netns testbed (docs/VALIDATION.md; the VmHWM of a worker that holds an
+// empty program is 12.6–13.0 MiB after 6 requests and 13.0–13.9 MiB after
+// 50, the middle of which is used); CopyBytesPerSec for a
 // Raspberry-Pi-class board.
-var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 12 << 20, ComputeOverheadBytes: 6 << 20, GCPercent: 10}
+var DefaultParams = Params{CopyBytesPerSec: 2e9, RuntimeOverheadBytes: 13<<20 + 512<<10, ComputeOverheadBytes: 6 << 20, GCPercent: 10}
 
 // Span is one interval of a device's predicted timeline.
 type Span struct {
-	Kind    string  `json:"kind"` // compute, send, recv-wait, copy
+	Kind    string  `json:"kind"` // compute, copy, send, recv-wait, net-cpu, throttled (a device under a CFS limit waiting for its next period), input, output
 	Node    string  `json:"node"`
 	Op      string  `json:"op,omitempty"`
 	Peer    int     `json:"peer,omitempty"`
@@ -179,12 +183,131 @@ type msgKey struct{ from, to, tag int }
 
 // Predict simulates the programs on the cluster and returns the predicted
 // latency, per-device load and memory, and the timeline.
+//
+// Devices under a CFS bandwidth limit (spec.CFS) are simulated period by
+// period, and where their periods start relative to each other and to the
+// request is chance: Predict then simulates CFSSamples requests with
+// different period phases (fixed seed: the same programs and spec always
+// give the same answer) and reports their mean latency with the timeline
+// of the sample closest to it.
 func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Prediction, *Timeline, error) {
 	n := len(ps.Devices)
 	if n != spec.N() {
 		return nil, nil, fmt.Errorf("programs for %d devices, cluster has %d", n, spec.N())
 	}
+	limited := false
+	for d := 0; d < n; d++ {
+		if _, _, ok := spec.CFS(d); ok {
+			limited = true
+		}
+	}
+	if !limited {
+		return predict(ps, spec, prm, nil)
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(n)))
+	type sample struct {
+		pred *plan.Prediction
+		tl   *Timeline
+	}
+	var samples []sample
+	mean := 0.0
+	for k := 0; k < CFSSamples; k++ {
+		phase := make([]float64, n)
+		for d := range phase {
+			if _, per, ok := spec.CFS(d); ok {
+				phase[d] = rng.Float64() * per
+			}
+		}
+		pred, tl, err := predict(ps, spec, prm, phase)
+		if err != nil {
+			return nil, nil, err
+		}
+		samples = append(samples, sample{pred, tl})
+		mean += pred.LatencyMS / CFSSamples
+	}
+	best := samples[0]
+	for _, s := range samples[1:] {
+		if math.Abs(s.pred.LatencyMS-mean) < math.Abs(best.pred.LatencyMS-mean) {
+			best = s
+		}
+	}
+	best.pred.LatencyMS = mean
+	return best.pred, best.tl, nil
+}
+
+// CFSSamples is how many period phasings Predict averages over for devices
+// under a CFS bandwidth limit.
+const CFSSamples = 8
+
+// cfs is a device's CFS bandwidth limit during a simulation: quota seconds
+// of CPU per period, periods starting at phase + k·period; used is the CPU
+// spent in period k.
+type cfs struct {
+	quota, period, phase float64
+	k                    int64
+	used                 float64
+}
+
+const cfsEps = 1e-12
+
+// at moves the accounting to the period holding t (start ≤ t < end).
+func (c *cfs) at(t float64) {
+	k := int64(math.Floor((t - c.phase) / c.period))
+	for c.phase+float64(k+1)*c.period <= t {
+		k++
+	}
+	for c.phase+float64(k)*c.period > t {
+		k--
+	}
+	if k != c.k {
+		c.k, c.used = k, 0
+	}
+}
+
+func (c *cfs) end() float64 { return c.phase + float64(c.k+1)*c.period }
+
+// ready is the first time from t at which the device may run: t, or the
+// end of t's period when its quota is spent.
+func (c *cfs) ready(t float64) float64 {
+	c.at(t)
+	if c.used >= c.quota-cfsEps {
+		t = c.end()
+		c.at(t)
+	}
+	return t
+}
+
+// run runs cpu seconds of work from t at full speed within each period's
+// quota and returns when it is done.
+func (c *cfs) run(t, cpu float64) float64 {
+	for cpu > cfsEps {
+		t = c.ready(t)
+		r := min(cpu, c.quota-c.used, c.end()-t)
+		t += r
+		c.used += r
+		cpu -= r
+	}
+	return t
+}
+
+// use books cpu seconds spent at t while the device was otherwise idle
+// (receiving while it waited).
+func (c *cfs) use(t, cpu float64) {
+	c.at(t)
+	c.used = min(c.quota, c.used+cpu)
+}
+
+// predict is one simulation; phase[d] is device d's period phase (nil:
+// every device is fluid, running steadily at its profiled speed).
+func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []float64) (*plan.Prediction, *Timeline, error) {
+	n := len(ps.Devices)
 	st := make([]devState, n)
+	lim := make([]*cfs, n)
+	for d := range lim {
+		if q, per, ok := spec.CFS(d); ok && phase != nil {
+			lim[d] = &cfs{quota: q * per, period: per, phase: phase[d], k: math.MinInt64}
+		}
+	}
 	tl := &Timeline{Devices: make([][]Span, n)}
 	arrival := map[msgKey]float64{}
 	pred := &plan.Prediction{Devices: make([]plan.DevicePrediction, n)}
@@ -213,11 +336,22 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 	for d := range sendSec {
 		sendSec[d], recvSec[d] = spec.NetSecondsPerByte(d)
 	}
+	// Under a CFS limit a step's device time (at the sustained share)
+	// is CPU time × the quota's fraction of the period, run period by
+	// period.
+	advance := func(d int, t, dur float64) float64 {
+		if c := lim[d]; c != nil {
+			q, _, _ := spec.CFS(d)
+			return c.run(t, dur*q)
+		}
+		return t + dur
+	}
 	settle := func(d int, node string) {
 		if debt := st[d].debt; debt > 0 {
 			t := st[d].time
-			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "net-cpu", Node: node, StartMS: t * 1e3, EndMS: (t + debt) * 1e3})
-			st[d].time, st[d].debt = t+debt, 0
+			end := advance(d, t, debt)
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "net-cpu", Node: node, StartMS: t * 1e3, EndMS: end * 1e3})
+			st[d].time, st[d].debt = end, 0
 		}
 	}
 	// Discrete-event simulation: the next event is either the device with
@@ -257,6 +391,16 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 		p := ps.Devices[d]
 		s := &p.Steps[st[d].pc]
 		t := st[d].time
+		if c := lim[d]; c != nil {
+			// A device whose quota is spent does nothing (no computing,
+			// no sending) until its next period.
+			if r := c.ready(t); r > t {
+				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "throttled", Node: s.Orig, StartMS: t * 1e3, EndMS: r * 1e3})
+				st[d].time = r
+				heap.Push(h, clockItem{d, r})
+				continue
+			}
+		}
 		nw.advance(t)
 		switch s.Kind {
 		case partition.Compute:
@@ -264,9 +408,10 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			t = st[d].time
 			w := StepWork(p, s)
 			dur := NodeSeconds(spec, &prm, d, s.Orig, s.Node.Op, w)
-			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: (t + dur) * 1e3, FLOPs: w.FLOPs})
+			end := advance(d, t, dur)
+			tl.Devices[d] = append(tl.Devices[d], Span{Kind: "compute", Node: s.Orig, Op: s.Node.Op, StartMS: t * 1e3, EndMS: end * 1e3, FLOPs: w.FLOPs})
 			pred.Devices[d].ComputeMS += dur * 1e3
-			st[d].time += dur
+			st[d].time = end
 		case partition.Copy:
 			dur := float64(s.Bytes) / prm.CopyBytesPerSec
 			if dur > 0 {
@@ -299,7 +444,12 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 			if a > t {
 				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "recv-wait", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: a * 1e3, Bytes: s.Bytes})
 				st[d].time = a
-				st[d].debt -= min(st[d].debt, a-t) // waiting pays the debt
+				paid := min(st[d].debt, a-t) // waiting pays the debt
+				st[d].debt -= paid
+				if c := lim[d]; c != nil && paid > 0 {
+					q, _, _ := spec.CFS(d)
+					c.use(a, paid*q)
+				}
 			}
 			// Adding or placing the received region is a local copy.
 			st[d].time += float64(s.Bytes) / prm.CopyBytesPerSec
@@ -384,7 +534,7 @@ func criticalSplit(tl *Timeline, latency float64) (compute, comm float64) {
 		var c, w, end float64
 		for _, s := range spans {
 			switch s.Kind {
-			case "compute", "copy":
+			case "compute", "copy", "throttled":
 				c += s.EndMS - s.StartMS
 			case "recv-wait", "net-cpu":
 				w += s.EndMS - s.StartMS
@@ -567,7 +717,7 @@ func NodeTimes(tl *Timeline) (compute map[string][]float64, comm map[string]floa
 	for d, spans := range tl.Devices {
 		for _, s := range spans {
 			switch s.Kind {
-			case "compute", "copy":
+			case "compute", "copy", "throttled":
 				if compute[s.Node] == nil {
 					compute[s.Node] = make([]float64, n)
 				}

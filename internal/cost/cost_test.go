@@ -213,3 +213,61 @@ func programs(t *testing.T, g *graph.Graph, spec *cluster.Spec, strategy string)
 	}
 	return ps
 }
+
+// Under a CFS limit a short request on a fresh device runs at full speed
+// (within one period's quota), a long one at the quota's share; the answer
+// does not change between calls.
+func TestPredictCFS(t *testing.T) {
+	g := tinyResNet(t)
+	spec := cluster.Uniform(2, 0.02, 0, 12.5e6, 0.1) // slow devices: ms of compute
+	ps := programs(t, g, spec, "single")
+	fluid, _, err := cost.Predict(ps, spec, cost.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := *spec
+	lim.Devices = append([]cluster.Device(nil), spec.Devices...)
+	for i := range lim.Devices {
+		lim.Devices[i].CPUQuota, lim.Devices[i].CPUPeriodMS = 0.5, 1000 // one long period: all burst
+	}
+	if err := lim.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	burst, tl, err := cost.Predict(ps, &lim, cost.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := cost.Predict(ps, &lim, cost.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.LatencyMS != burst.LatencyMS {
+		t.Errorf("two predictions differ: %v and %v ms", burst.LatencyMS, again.LatencyMS)
+	}
+	compute := fluid.Devices[0].ComputeMS
+	t.Logf("fluid %.3f ms (compute %.3f), 1 s period %.3f ms", fluid.LatencyMS, compute, burst.LatencyMS)
+	if compute < 5 || compute > 400 {
+		t.Fatalf("compute %.3f ms: the test wants a request of a few periods' length", compute)
+	}
+	// Within one period's 500 ms quota the compute runs at full speed:
+	// half its time at the sustained 0.5 share, unless the period ends
+	// first (phases are random): at most the fluid time plus a stall.
+	if burst.LatencyMS >= fluid.LatencyMS+1000 || burst.LatencyMS < fluid.LatencyMS-compute/2-1e-6 {
+		t.Errorf("with a 1 s period: %.3f ms against %.3f fluid", burst.LatencyMS, fluid.LatencyMS)
+	}
+	for i := range lim.Devices {
+		lim.Devices[i].CPUPeriodMS = 0.5 // short periods: steadily at the share
+	}
+	steady, _, err := cost.Predict(ps, &lim, cost.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(steady.LatencyMS-fluid.LatencyMS) > 0.02*fluid.LatencyMS+1 {
+		t.Errorf("with 0.5 ms periods: %.3f ms against %.3f fluid", steady.LatencyMS, fluid.LatencyMS)
+	}
+	for _, s := range tl.Devices[1] {
+		if s.Kind == "compute" {
+			t.Errorf("device 1 computes in a single-device plan: %+v", s)
+		}
+	}
+}
