@@ -105,6 +105,7 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 			out.Devices[i].ByClass = r.ByClass
 			out.Devices[i].BytesPerSec = r.BytesPerSec
 			out.Devices[i].CPUShare = r.Share
+			out.Devices[i].CPUQuota, out.Devices[i].CPUPeriodMS = r.CPUQuota, r.CPUPeriodMS
 		}
 	}
 

@@ -59,6 +59,10 @@ type OpsResult struct {
 	// Share is the cores the process got while measuring (CPU time over
 	// wall time; 0 when the OS gives no CPU clock).
 	Share float64 `json:"share,omitempty"`
+	// CPUQuota and CPUPeriodMS are the process's CFS bandwidth limit as
+	// its cgroup states it (0 when none can be read).
+	CPUQuota    float64 `json:"cpu_quota,omitempty"`
+	CPUPeriodMS float64 `json:"cpu_period_ms,omitempty"`
 	// Kernel is the micro-kernel the engine dispatched to (e.g. avx2).
 	Kernel string  `json:"kernel"`
 	Cases  []Case  `json:"cases"`
@@ -276,6 +280,9 @@ func MeasureOps(ctx context.Context, req OpsRequest) (*OpsResult, error) {
 	}
 	res.GFLOPS = res.ByClass[string(ops.ClassConv)]
 	res.Share = round3(median(shares))
+	if q, per, ok := cputime.Limit(); ok {
+		res.CPUQuota, res.CPUPeriodMS = round3(q), float64(per.Microseconds())/1e3
+	}
 	res.WallMS = time.Since(start).Seconds() * 1e3
 	return res, nil
 }
