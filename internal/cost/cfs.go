@@ -7,9 +7,11 @@ import "math"
 const CFSSamples = 8
 
 // cfs is a device's CFS bandwidth limit during a simulation: quota seconds
-// of CPU per period, periods starting at phase + k·period; used is the CPU
-// spent in period k.
+// of CPU per period (share of the period: device time at the sustained
+// share × share = CPU time), periods starting at phase + k·period; used is
+// the CPU spent in period k.
 type cfs struct {
+	share                float64
 	quota, period, phase float64
 	k                    int64
 	used                 float64

@@ -243,7 +243,7 @@ func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []flo
 	lim := make([]*cfs, n)
 	for d := range lim {
 		if q, per, ok := spec.CFS(d); ok && phase != nil {
-			lim[d] = &cfs{quota: q * per, period: per, phase: phase[d], k: math.MinInt64}
+			lim[d] = &cfs{share: q, quota: q * per, period: per, phase: phase[d], k: math.MinInt64}
 		}
 	}
 	tl := &Timeline{Devices: make([][]Span, n)}
@@ -274,13 +274,12 @@ func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []flo
 	for d := range sendSec {
 		sendSec[d], recvSec[d] = spec.NetSecondsPerByte(d)
 	}
-	// Under a CFS limit a step's device time (at the sustained share)
-	// is CPU time × the quota's fraction of the period, run period by
-	// period.
+	// Under a CFS limit a step's CPU time is its device time (at the
+	// sustained share) × the quota's fraction of the period, run period
+	// by period.
 	advance := func(d int, t, dur float64) float64 {
 		if c := lim[d]; c != nil {
-			q, _, _ := spec.CFS(d)
-			return c.run(t, dur*q)
+			return c.run(t, dur*c.share)
 		}
 		return t + dur
 	}
@@ -385,8 +384,7 @@ func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []flo
 				paid := min(st[d].debt, a-t) // waiting pays the debt
 				st[d].debt -= paid
 				if c := lim[d]; c != nil && paid > 0 {
-					q, _, _ := spec.CFS(d)
-					c.use(a, paid*q)
+					c.use(a, paid*c.share)
 				}
 			}
 			// Adding or placing the received region is a local copy.
