@@ -136,15 +136,10 @@ func loadTestModel(t testing.TB, name string) *testModel {
 // it and checks the outputs against single-device inference.
 func deployRun(t testing.TB, co *Coordinator, m *testModel, strategy string, n int) *Result {
 	t.Helper()
-	spec := cluster.Uniform(n, 4, 0, 12.5e6, 0.2)
-	pr := &planner.Problem{Graph: m.g, Cluster: spec, Params: cost.DefaultParams, ModelName: m.name}
-	p, err := planner.Make(pr, strategy)
+	pr := &planner.Problem{Graph: m.g, Cluster: cluster.Uniform(n, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: m.name}
+	ps, err := planner.Programs(pr, strategy)
 	if err != nil {
-		t.Fatalf("%s/%s/n%d: plan: %v", m.name, strategy, n, err)
-	}
-	ps, err := partition.Compile(m.g, p, partition.Options{})
-	if err != nil {
-		t.Fatalf("%s/%s/n%d: compile: %v", m.name, strategy, n, err)
+		t.Fatalf("%s/%s/n%d: plan and compile: %v", m.name, strategy, n, err)
 	}
 	ctx := context.Background()
 	if _, err := co.Deploy(ctx, ps, fmt.Sprintf("%s/%s/%d", m.name, strategy, n), m.name); err != nil {
@@ -290,12 +285,7 @@ func TestRedeploySkipped(t *testing.T) {
 
 func compileFor(t testing.TB, m *testModel, strategy string, n int) *partition.Programs {
 	t.Helper()
-	pr := &planner.Problem{Graph: m.g, Cluster: cluster.Uniform(n, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: m.name}
-	p, err := planner.Make(pr, strategy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := partition.Compile(m.g, p, partition.Options{})
+	ps, err := planner.Programs(&planner.Problem{Graph: m.g, Cluster: cluster.Uniform(n, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: m.name}, strategy)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,12 +202,7 @@ func tinyResNet(t *testing.T) *graph.Graph {
 // programs plans g on spec with strategy and compiles the device programs.
 func programs(t *testing.T, g *graph.Graph, spec *cluster.Spec, strategy string) *partition.Programs {
 	t.Helper()
-	pr := &planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}
-	p, err := planner.Make(pr, strategy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := partition.Compile(g, p, partition.Options{})
+	ps, err := planner.Programs(&planner.Problem{Graph: g, Cluster: spec, Params: cost.DefaultParams, ModelName: "tiny-resnet"}, strategy)
 	if err != nil {
 		t.Fatal(err)
 	}

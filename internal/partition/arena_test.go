@@ -42,12 +42,7 @@ func TestArenaAcrossRequests(t *testing.T) {
 		}
 		s.Close()
 		for _, strategy := range []string{"single", "oc", "coedge", "iop", "optimal"} {
-			pr := &planner.Problem{Graph: g, Cluster: cluster.Uniform(3, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: m}
-			p, err := planner.Make(pr, strategy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps, err := partition.Compile(g, p, partition.Options{})
+			ps, err := planner.Programs(&planner.Problem{Graph: g, Cluster: cluster.Uniform(3, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: m}, strategy)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,12 +40,7 @@ func TestProgramSpecRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, strategy := range []string{"oc", "coedge", "iop"} {
-			pr := &planner.Problem{Graph: g, Cluster: cluster.Uniform(3, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: m}
-			p, err := planner.Make(pr, strategy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps, err := partition.Compile(g, p, partition.Options{})
+			ps, err := planner.Programs(&planner.Problem{Graph: g, Cluster: cluster.Uniform(3, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: m}, strategy)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -93,6 +93,16 @@ func newPlan(pr *Problem, strategy string) *plan.Plan {
 	return p
 }
 
+// Programs runs the named strategy and compiles its plan into the devices'
+// programs (with their weight shards), ready to run or deploy.
+func Programs(pr *Problem, strategy string) (*partition.Programs, error) {
+	p, err := Make(pr, strategy)
+	if err != nil {
+		return nil, err
+	}
+	return partition.Compile(pr.Graph, p, partition.Options{})
+}
+
 // Evaluate compiles p (shapes only) and simulates it; it stores the
 // prediction in p and returns the timeline.
 func Evaluate(pr *Problem, p *plan.Plan) (*cost.Timeline, error) {

@@ -12,7 +12,6 @@ import (
 	"github.com/iop-edge/iop/internal/coordinator"
 	"github.com/iop-edge/iop/internal/cost"
 	"github.com/iop-edge/iop/internal/engine"
-	"github.com/iop-edge/iop/internal/partition"
 	"github.com/iop-edge/iop/internal/passes"
 	"github.com/iop-edge/iop/internal/planner"
 	"github.com/iop-edge/iop/internal/tensor"
@@ -71,12 +70,7 @@ func TestInProcessWorkers(t *testing.T) {
 	co := coordinator.New(names, addrs, coordinator.Options{Threads: 1, Shaping: worker.Shaping{Rate: 50e6, LatencyMS: 0.1}})
 	defer co.Close()
 	for _, strategy := range []string{"oc", "iop", "coedge"} {
-		pr := &planner.Problem{Graph: g, Cluster: cluster.Uniform(3, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: "tiny-inception"}
-		p, err := planner.Make(pr, strategy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ps, err := partition.Compile(g, p, partition.Options{})
+		ps, err := planner.Programs(&planner.Problem{Graph: g, Cluster: cluster.Uniform(3, 4, 0, 12.5e6, 0.2), Params: cost.DefaultParams, ModelName: "tiny-inception"}, strategy)
 		if err != nil {
 			t.Fatal(err)
 		}
