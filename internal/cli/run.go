@@ -231,6 +231,11 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 			// namespaces, or on loopback); --profile measures the rate.
 			spec.Coordinator = &localCoordinatorLink
 		}
+		if rf.workerProf != "" {
+			if err := os.MkdirAll(rf.workerProf, 0o755); err != nil {
+				return fmt.Errorf("--worker-cpuprofile: %w", err)
+			}
+		}
 		lc := coordinator.LocalConfig{N: rf.local, Mode: rf.emulation, Bandwidth: float64(spec.Link.Bandwidth),
 			LatencyMS: spec.Link.LatencyMS, CPUQuota: rf.cpuQuota, CPUPeriod: rf.cpuPeriod, Names: names, LogLevel: logLevelOf(cmd)}
 		for _, d := range spec.Devices {

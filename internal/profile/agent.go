@@ -35,11 +35,13 @@ type Hello struct {
 
 // Request is a control message from `iop profile` to a device.
 type Request struct {
-	// Type is "info", "bench-ops", "bench-layers" or "bench-link".
+	// Type is "info", "bench-ops", "bench-layers", "bench-link" or
+	// "bench-mesh".
 	Type   string         `json:"type"`
 	Ops    *OpsRequest    `json:"ops,omitempty"`
 	Layers *LayersRequest `json:"layers,omitempty"`
 	Link   *LinkRequest   `json:"link,omitempty"`
+	Mesh   *MeshRequest   `json:"mesh,omitempty"`
 }
 
 // Reply answers a Request (same Type, or "error").
@@ -49,6 +51,7 @@ type Reply struct {
 	Ops    *OpsResult    `json:"ops,omitempty"`
 	Layers *LayersResult `json:"layers,omitempty"`
 	Link   *LinkResult   `json:"link,omitempty"`
+	Mesh   *MeshResult   `json:"mesh,omitempty"`
 	Error  string        `json:"error,omitempty"`
 }
 
@@ -212,6 +215,15 @@ func Handle(ctx context.Context, req Request, opt AgentOptions) Reply {
 			return fail(err)
 		}
 		return Reply{Type: req.Type, Link: res}
+	case "bench-mesh":
+		if req.Mesh == nil || len(req.Mesh.Peers) == 0 {
+			return fail(errors.New("bench-mesh needs peer addresses"))
+		}
+		res, err := MeasureMesh(ctx, opt.Dialer, *req.Mesh, opt.Limits)
+		if err != nil {
+			return fail(err)
+		}
+		return Reply{Type: req.Type, Mesh: res}
 	}
 	return fail(fmt.Errorf("unknown request %q", req.Type))
 }
@@ -325,6 +337,18 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 		return nil, err
 	}
 	return r.Info, nil
+}
+
+// Mesh asks the device to stream to all req.Peers at once.
+func (c *Client) Mesh(ctx context.Context, req MeshRequest) (*MeshResult, error) {
+	r, err := c.Do(ctx, Request{Type: "bench-mesh", Mesh: &req})
+	if err != nil {
+		return nil, err
+	}
+	if r.Mesh == nil || len(r.Mesh.Links) != len(req.Peers) {
+		return nil, fmt.Errorf("profile %s: bench-mesh reply without its %d links", c.Addr, len(req.Peers))
+	}
+	return r.Mesh, nil
 }
 
 // Ops asks the device to measure its operator speed.

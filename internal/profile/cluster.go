@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/iop-edge/iop/internal/cluster"
 	"github.com/iop-edge/iop/internal/graph"
@@ -23,6 +24,10 @@ type ClusterOptions struct {
 	Limits transport.Limits
 	// SkipOps and SkipLinks keep the spec's speeds or links.
 	SkipOps, SkipLinks bool
+	// MeshSeconds is how long every device streams to every other at once
+	// for the CPU time per byte moved (0: 2; negative: no mesh, the
+	// single-stream figures stand).
+	MeshSeconds float64
 	// Model, when set, has its layers timed on every device (ModelLayers,
 	// MeasureLayers) into the spec's LayerMS[ModelKey]; Layers sets the
 	// budget and threads (its Layers field is filled here).
@@ -45,6 +50,11 @@ type DeviceReport struct {
 	Info   *Info         `json:"info,omitempty"`
 	Ops    *OpsResult    `json:"ops,omitempty"`
 	Layers *LayersResult `json:"layers,omitempty"`
+	Mesh   *MeshResult   `json:"mesh,omitempty"`
+	// MeshBytes is what the device sent and received during the mesh
+	// measurement, MeshCPUNSPerByte its CPU time per byte of that.
+	MeshBytes        int64   `json:"mesh_bytes,omitempty"`
+	MeshCPUNSPerByte float64 `json:"mesh_cpu_ns_per_byte,omitempty"`
 }
 
 // PairReport is one link's measurement (A sends to B).
@@ -153,6 +163,12 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 		}
 		out.Link, out.Links = summarizeLinks(rep.Links)
 		setNetCPU(out.Devices, rep.Links)
+		if opt.MeshSeconds >= 0 {
+			progress("every device streaming to every other at once (network CPU per byte)")
+			if err := measureMesh(ctx, spec, clients, opt, rep, out.Devices); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	if !opt.SkipLinks {
 		// The coordinator's link to each device (unshaped in process: it
@@ -176,6 +192,63 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 		return nil, nil, fmt.Errorf("profile: measured spec: %w", err)
 	}
 	return &out, rep, nil
+}
+
+// measureMesh has every device stream to every other at once and sets each
+// device's CPU time per byte sent and received to its process's CPU time
+// over the measurement per byte it moved (see MeshRequest).
+func measureMesh(ctx context.Context, spec *cluster.Spec, clients []*Client, opt ClusterOptions, rep *Report, devs []cluster.Device) error {
+	n := len(spec.Devices)
+	req := opt.Link
+	req.Seconds = opt.MeshSeconds
+	if req.Seconds == 0 {
+		req.Seconds = 2
+	}
+	if req.ChunkBytes == 0 {
+		req.ChunkBytes = 256 << 10 // the size of a typical activation slice
+	}
+	peers := make([][]int, n)
+	results := make([]*MeshResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range spec.Devices {
+		m := MeshRequest{Link: req}
+		for j := range spec.Devices {
+			if j != i {
+				peers[i] = append(peers[i], j)
+				m.Peers = append(m.Peers, spec.Devices[j].Address)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = clients[i].Mesh(ctx, m)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("profile: device %s: mesh: %w", spec.Devices[i].Name, err)
+		}
+	}
+	moved := make([]int64, n)
+	for i, r := range results {
+		for k, l := range r.Links {
+			moved[i] += l.Sent
+			moved[peers[i][k]] += l.Sent
+		}
+	}
+	for i, r := range results {
+		rep.Devices[i].Mesh = r
+		rep.Devices[i].MeshBytes = moved[i]
+		if moved[i] <= 0 || r.CPUNS <= 0 {
+			continue
+		}
+		v := round3(float64(r.CPUNS) / float64(moved[i]))
+		rep.Devices[i].MeshCPUNSPerByte = v
+		devs[i].SendCPUNSPerByte, devs[i].RecvCPUNSPerByte = v, v
+	}
+	return nil
 }
 
 // setNetCPU sets each device's CPU time per byte sent and received over

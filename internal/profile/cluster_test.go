@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iop-edge/iop/internal/cluster"
+	"github.com/iop-edge/iop/internal/shaper"
 	"github.com/iop-edge/iop/internal/transport"
 )
 
@@ -33,12 +34,26 @@ func TestClusterLoopbackShaped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, rep, err := Cluster(ctx, s, ClusterOptions{
-		Ops:      OpsRequest{Threads: 1, BudgetMS: 250},
-		Link:     LinkRequest{Seconds: 0.6, Pings: 5, Rate: rate},
-		Progress: func(m string) { t.Log(m) },
+		Ops:         OpsRequest{Threads: 1, BudgetMS: 250},
+		Link:        LinkRequest{Seconds: 0.6, Pings: 5, Rate: rate},
+		MeshSeconds: 0.6,
+		Progress:    func(m string) { t.Log(m) },
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The shaper's bucket holds shaper.DefaultBurst bytes of frames.
+	for _, p := range rep.Links {
+		if b := p.Link.BurstBytes; p.A != "coordinator" && (b < 0.5*shaper.DefaultBurst || b > 1.5*shaper.DefaultBurst) {
+			t.Errorf("%s → %s: burst %.0f bytes, want about the shaper's %d", p.A, p.B, b, shaper.DefaultBurst)
+		}
+	}
+	for i, d := range rep.Devices {
+		// Every device streamed to both others and received from them.
+		t.Logf("%s: mesh %d bytes moved, %.2f ns CPU per byte", d.Name, d.MeshBytes, d.MeshCPUNSPerByte)
+		if d.MeshBytes <= 0 || d.MeshCPUNSPerByte <= 0 || out.Devices[i].SendCPUNSPerByte != d.MeshCPUNSPerByte {
+			t.Errorf("%s: mesh not measured or not in the spec: %+v, spec %+v", d.Name, d, out.Devices[i])
+		}
 	}
 	for _, d := range out.Devices {
 		t.Logf("%s: %.1f GFLOP/s, by class %v", d.Name, d.GFLOPS, d.ByClass)
@@ -53,7 +68,7 @@ func TestClusterLoopbackShaped(t *testing.T) {
 			continue
 		}
 		r := p.Link.Bandwidth / rate
-		t.Logf("%s → %s: %.1f Mbit/s (%.0f %% of the shaped rate), rtt %.3f ms", p.A, p.B, p.Link.Bandwidth*8/1e6, 100*r, p.Link.MedianRTTMS)
+		t.Logf("%s → %s: %.1f Mbit/s (%.0f %% of the shaped rate), rtt %.3f ms, burst %.0f bytes", p.A, p.B, p.Link.Bandwidth*8/1e6, 100*r, p.Link.MedianRTTMS, p.Link.BurstBytes)
 		if r < 0.7 || r > 1.15 {
 			t.Errorf("%s → %s: goodput %.0f %% of the shaper's rate", p.A, p.B, 100*r)
 		}

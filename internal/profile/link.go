@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"time"
 
@@ -21,6 +22,9 @@ type LinkRequest struct {
 	Seconds float64 `json:"seconds,omitempty"`
 	// Pings is the number of round trips for the latency (0: 20).
 	Pings int `json:"pings,omitempty"`
+	// Bursts is the number of timed single messages after idle pauses
+	// that measure the link's burst (0: 3; negative: none).
+	Bursts int `json:"bursts,omitempty"`
 	// ChunkBytes is the size of each tensor sent (0: 1 MiB).
 	ChunkBytes int `json:"chunk_bytes,omitempty"`
 	// Rate and LatencyMS, when set, shape the measuring connection in
@@ -39,6 +43,9 @@ func (r *LinkRequest) defaults() {
 	}
 	if r.ChunkBytes <= 0 {
 		r.ChunkBytes = 1 << 20
+	}
+	if r.Bursts == 0 {
+		r.Bursts = 3
 	}
 }
 
@@ -64,6 +71,16 @@ type LinkResult struct {
 	// the process); 0 when unknown.
 	SendCPUNSPerByte float64 `json:"send_cpu_ns_per_byte,omitempty"`
 	RecvCPUNSPerByte float64 `json:"recv_cpu_ns_per_byte,omitempty"`
+	// Sent is every byte this side streamed (warm-up included).
+	Sent int64 `json:"sent,omitempty"`
+	// BurstBytes is what the link passes at once after a pause (a
+	// shaper's token bucket): a message of BurstProbeBytes sent after the
+	// link idled arrives (BurstProbeBytes − BurstBytes)/Bandwidth after
+	// the round trip; the median of the probes, about 0 for a plain link.
+	// Reported, not in the cluster spec: letting messages through with it
+	// made the cost model's predictions worse (docs/VALIDATION.md).
+	BurstBytes      float64 `json:"burst_bytes"`
+	BurstProbeBytes int64   `json:"burst_probe_bytes,omitempty"`
 }
 
 // probeMsg is a control message of the probe protocol.
@@ -75,6 +92,8 @@ type LinkResult struct {
 //	tensor × many              ─►   (counted after the warm-up)
 //	{end}                      ─►
 //	                           ◄─   {bulk-result, bytes, ns}
+//	(idle) tensor, {ping}      ─►   (× Bursts: the burst)
+//	                           ◄─   {pong}
 //	{bye}                      ─►   (closes)
 type probeMsg struct {
 	Type     string `json:"type"`
@@ -163,8 +182,54 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 	if m.CPUNS > 0 {
 		res.RecvCPUNSPerByte = float64(m.CPUNS) / float64(m.Bytes)
 	}
+	res.Sent = sent
+	if req.Bursts > 0 {
+		if err := measureBurst(ctx, c, req, res); err != nil {
+			return nil, fmt.Errorf("probe %s: burst: %w", req.Peer, err)
+		}
+	}
 	c.WriteControl(0, probeMsg{Type: "bye"})
 	return res, nil
+}
+
+// measureBurst times single messages sent after the link idled: a shaper
+// that keeps a token bucket (tc tbf) lets the bucket's bytes through at
+// once, and only the rest at the sustained rate. Each probe writes a
+// tensor of res.BurstProbeBytes and a ping behind it, and waits for the
+// pong: (probe − burst)/bandwidth + one round trip.
+func measureBurst(ctx context.Context, c *transport.Conn, req LinkRequest, res *LinkResult) error {
+	bw := res.Bandwidth
+	size := int64(min(max(bw*0.02, 256<<10), 4<<20)) &^ 3 // ~20 ms at the rate
+	res.BurstProbeBytes = size
+	idle := time.Duration(max(60e6, 3e9*float64(size)/bw)) // the bucket refills (≤ size) at the rate
+	chunk := tensor.New(tensor.Float32, tensor.Shape{int(size / 4)})
+	rtt := res.MedianRTTMS / 1e3 // with this side's emulated delay, as the tensor has
+	var bursts []float64
+	for k := 0; k < req.Bursts; k++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(idle):
+		}
+		s := time.Now()
+		if err := c.WriteTensor(2, k, chunk); err != nil {
+			return err
+		}
+		if err := c.WriteControl(uint64(k), probeMsg{Type: "ping"}); err != nil {
+			return err
+		}
+		var m probeMsg
+		if err := readControl(c, &m); err != nil {
+			return err
+		}
+		if m.Type != "pong" {
+			return fmt.Errorf("got %q, want pong", m.Type)
+		}
+		transfer := max(0, time.Since(s).Seconds()-rtt)
+		bursts = append(bursts, min(float64(size), max(0, float64(size)-transfer*bw)))
+	}
+	res.BurstBytes = math.Round(median(bursts))
+	return nil
 }
 
 // readControl reads the next frame, which must be a control message.

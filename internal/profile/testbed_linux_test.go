@@ -46,17 +46,24 @@ func TestClusterOnTestbed(t *testing.T) {
 		go Serve(ctx, ln, AgentOptions{Name: bed.Devices[i].Name, Dialer: Dialer{Net: dial}})
 		s.Devices[i].Address = ln.Addr().String()
 	}
-	out, rep, err := Cluster(ctx, s, ClusterOptions{SkipOps: true, Link: LinkRequest{Seconds: 1.5, Pings: 10}})
+	out, rep, err := Cluster(ctx, s, ClusterOptions{SkipOps: true, Link: LinkRequest{Seconds: 1.5, Pings: 10}, MeshSeconds: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range rep.Links {
 		r := p.Link.Bandwidth / rate
-		t.Logf("%s → %s: %.1f Mbit/s framed-tensor goodput (%.1f %% of the 50 Mbit/s tbf rate), rtt median %.3f ms",
-			p.A, p.B, p.Link.Bandwidth*8/1e6, 100*r, p.Link.MedianRTTMS)
+		t.Logf("%s → %s: %.1f Mbit/s framed-tensor goodput (%.1f %% of the 50 Mbit/s tbf rate), rtt median %.3f ms, burst %.0f bytes",
+			p.A, p.B, p.Link.Bandwidth*8/1e6, 100*r, p.Link.MedianRTTMS, p.Link.BurstBytes)
 		if r < 0.75 || r > 1.05 {
 			t.Errorf("%s → %s: %.1f %% of the tbf rate, want 90–105 %%", p.A, p.B, 100*r)
 		}
 	}
 	t.Logf("spec link %v, %g ms; %d overrides", out.Link.Bandwidth, out.Link.LatencyMS, len(out.Links))
+	// Both tbfs of a link hold a bucket of testbed.TBFBurst bytes of
+	// packets (headers included).
+	for _, p := range rep.Links {
+		if b := p.Link.BurstBytes; p.A != "coordinator" && (b < 0.6*testbed.TBFBurst(rate) || b > 1.2*testbed.TBFBurst(rate)) {
+			t.Errorf("%s → %s: burst %.0f bytes, want about the tbf bucket's %.0f", p.A, p.B, b, testbed.TBFBurst(rate))
+		}
+	}
 }

@@ -179,12 +179,11 @@ func (b *Bed) create(ctx context.Context) error {
 	return nil
 }
 
-// tbf returns the tc command shaping dev in namespace ns to rate bytes/s.
-// The bucket holds max(64 KiB, 2 ms at the rate): enough for the timer
-// granularity and GSO, small enough that goodput over a second is the rate.
-// The queue holds 50 ms of traffic; TCP then keeps the link busy.
+// tbf returns the tc command shaping dev in namespace ns to rate bytes/s
+// with a bucket of TBFBurst(rate). The queue holds 50 ms of traffic; TCP
+// then keeps the link busy.
 func tbf(ns, dev string, rate float64) []string {
-	burst := max(64<<10, int64(rate*0.002))
+	burst := int64(TBFBurst(rate))
 	return []string{"tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf",
 		"rate", strconv.FormatInt(int64(rate*8), 10) + "bit",
 		"burst", strconv.FormatInt(burst, 10),
