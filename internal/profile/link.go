@@ -201,11 +201,17 @@ func measureBurst(ctx context.Context, c *transport.Conn, req LinkRequest, res *
 	bw := res.Bandwidth
 	size := int64(min(max(bw*0.02, 256<<10), 4<<20)) &^ 3 // ~20 ms at the rate
 	res.BurstProbeBytes = size
-	idle := time.Duration(max(60e6, 3e9*float64(size)/bw)) // the bucket refills (≤ size) at the rate
+	// A bucket that matters holds less than the probe and refills at the
+	// rate: the link idles that long before each probe.
+	idle := time.Duration(max(60e6, 1.2e9*float64(size)/bw))
+	probes := req.Bursts
+	if float64(size)/bw > 0.5 {
+		probes = 1 // a slow link: one probe of a second or more
+	}
 	chunk := tensor.New(tensor.Float32, tensor.Shape{int(size / 4)})
 	rtt := res.MedianRTTMS / 1e3 // with this side's emulated delay, as the tensor has
 	var bursts []float64
-	for k := 0; k < req.Bursts; k++ {
+	for k := 0; k < probes; k++ {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
