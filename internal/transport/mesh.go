@@ -409,11 +409,12 @@ type peer struct {
 	idx int
 	c   *Conn
 
-	mu    sync.Mutex
-	queue []item
-	wake  chan struct{}
-	dead  chan struct{}
-	err   error
+	mu      sync.Mutex
+	queue   []item
+	writing bool // a tensor is being written (by writeLoop or inline)
+	wake    chan struct{}
+	dead    chan struct{}
+	err     error
 }
 
 type item struct {
@@ -455,13 +456,42 @@ func (p *peer) enqueue(it item) error {
 		p.mu.Unlock()
 		return err
 	}
+	if !p.writing && len(p.queue) == 0 && it.t.Bytes() <= inlineWriteBytes {
+		// Nothing ahead of it: write it from the caller, so it is in the
+		// socket before the caller computes on, instead of waiting for
+		// the writer goroutine to be scheduled.
+		p.writing = true
+		p.mu.Unlock()
+		err := p.c.WriteTensor(it.req, int(it.tag), it.t)
+		p.mu.Lock()
+		p.writing = false
+		more := len(p.queue) > 0
+		p.mu.Unlock()
+		if err != nil {
+			p.fail(err)
+			return p.error()
+		}
+		if more {
+			p.signal()
+		}
+		return nil
+	}
 	p.queue = append(p.queue, it)
 	p.mu.Unlock()
+	p.signal()
+	return nil
+}
+
+// inlineWriteBytes is the largest tensor a sender writes itself when its
+// connection is idle; larger ones go through writeLoop, so a send never
+// blocks its caller on a slow link.
+const inlineWriteBytes = 64 << 10
+
+func (p *peer) signal() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 func (p *peer) dropBefore(req uint64) {
@@ -483,15 +513,20 @@ func (p *peer) writeLoop() {
 	for {
 		p.mu.Lock()
 		var it item
-		have := len(p.queue) > 0
+		have := len(p.queue) > 0 && !p.writing
 		if have {
 			it = p.queue[0]
 			p.queue[0] = item{}
 			p.queue = p.queue[1:]
+			p.writing = true
 		}
 		p.mu.Unlock()
 		if have {
-			if err := p.c.WriteTensor(it.req, int(it.tag), it.t); err != nil {
+			err := p.c.WriteTensor(it.req, int(it.tag), it.t)
+			p.mu.Lock()
+			p.writing = false
+			p.mu.Unlock()
+			if err != nil {
 				p.fail(err)
 				return
 			}
