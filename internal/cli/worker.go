@@ -102,7 +102,7 @@ shard and activations do not fit is refused.`,
 	f.IntVar(&threads, "threads", 0, "kernel threads (0: as the coordinator says, else all cores)")
 	f.IntVar(&maxFrame, "max-frame", transport.DefaultMaxFrame, "largest frame payload accepted, in bytes")
 	f.IntVar(&gcPct, "gc-percent", worker.DefaultGCPercent, "garbage collector target (GOGC) of the worker process")
-	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile (go tool pprof) of the worker's life to this file")
+	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile (go tool pprof) of the worker's life to this file, and its allocations to FILE.allocs")
 	f.StringVar(&fault, "fault", "", "inject a fault for testing: "+fmt.Sprint(worker.Faults))
 	f.MarkHidden("fault")
 	tf.register(cmd)
@@ -152,6 +152,17 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
 			slog.Warn("cpu profile", "file", path, "err", err)
+		}
+		// And where the worker allocated (go tool pprof -sample_index=alloc_space).
+		a, err := os.Create(path + ".allocs")
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(a, 0)
+			if cerr := a.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			slog.Warn("allocation profile", "file", path+".allocs", "err", err)
 		}
 	}, nil
 }
