@@ -237,8 +237,8 @@ func LinkTo(ctx context.Context, d Dialer, req LinkRequest, lim transport.Limits
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
 	}
-	if req.Rate > 0 || req.LatencyMS > 0 {
-		nc = shaper.New(nc, shaper.Options{WriteRate: req.Rate, Latency: time.Duration(req.LatencyMS * float64(time.Millisecond))})
+	if req.Rate > 0 {
+		nc = shaper.New(nc, shaper.Options{WriteRate: req.Rate})
 	}
 	c := transport.NewConn(nc, lim)
 	defer c.Close()

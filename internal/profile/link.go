@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iop-edge/iop/internal/cputime"
+	"github.com/iop-edge/iop/internal/shaper"
 	"github.com/iop-edge/iop/internal/tensor"
 	"github.com/iop-edge/iop/internal/transport"
 )
@@ -27,11 +28,17 @@ type LinkRequest struct {
 	Bursts int `json:"bursts,omitempty"`
 	// ChunkBytes is the size of each tensor sent (0: 1 MiB).
 	ChunkBytes int `json:"chunk_bytes,omitempty"`
-	// Rate and LatencyMS, when set, shape the measuring connection in
-	// process (internal/shaper), for loopback emulation without the
-	// kernel testbed.
+	// Rate, when set, shapes the measuring connection in process
+	// (internal/shaper), for loopback emulation without the kernel
+	// testbed. LatencyMS, when set, is held on every reply this side
+	// receives, as the workers' meshes hold every message.
 	Rate      float64 `json:"rate,omitempty"`
 	LatencyMS float64 `json:"latency_ms,omitempty"`
+}
+
+// latency is the emulated per-message latency as a duration.
+func (r *LinkRequest) latency() time.Duration {
+	return time.Duration(r.LatencyMS * float64(time.Millisecond))
 }
 
 func (r *LinkRequest) defaults() {
@@ -55,9 +62,9 @@ type LinkResult struct {
 	// receiver saw it, after a warm-up: what the runtime's transfers get.
 	Bandwidth float64 `json:"bandwidth"`
 	// LatencyMS is half the median round trip of a small control
-	// message (with an emulated LatencyMS in the request, which delays
-	// only the outbound half, that delay is added once more): the
-	// per-message latency of the cost model.
+	// message (with an emulated LatencyMS in the request, which holds
+	// only the reply, that delay is added once more): the per-message
+	// latency of the cost model.
 	LatencyMS float64 `json:"latency_ms"`
 	// MinRTTMS and MedianRTTMS are the round-trip times measured.
 	MinRTTMS    float64 `json:"min_rtt_ms"`
@@ -121,7 +128,7 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 			return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
 		}
 		var m probeMsg
-		if err := readControl(c, &m); err != nil {
+		if err := readControl(c, &m, req.latency()); err != nil {
 			return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
 		}
 		if m.Type != "pong" {
@@ -136,8 +143,9 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 	}
 	res.LatencyMS = res.MedianRTTMS / 2
 	if req.LatencyMS > 0 {
-		// Only this side's writes go through the emulated delay, once
-		// per round trip; every message between workers goes through it.
+		// Only this side holds what it receives for the emulated
+		// latency, once per round trip; every message between workers
+		// is held.
 		res.LatencyMS = (res.MedianRTTMS + req.LatencyMS) / 2
 	}
 
@@ -168,7 +176,7 @@ func MeasureLink(ctx context.Context, c *transport.Conn, req LinkRequest) (*Link
 		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
 	}
 	var m probeMsg
-	if err := readControl(c, &m); err != nil {
+	if err := readControl(c, &m, 0); err != nil {
 		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
 	}
 	if m.Type != "bulk-result" || m.Error != "" {
@@ -225,7 +233,7 @@ func measureBurst(ctx context.Context, c *transport.Conn, req LinkRequest, res *
 			return err
 		}
 		var m probeMsg
-		if err := readControl(c, &m); err != nil {
+		if err := readControl(c, &m, req.latency()); err != nil {
 			return err
 		}
 		if m.Type != "pong" {
@@ -239,7 +247,10 @@ func measureBurst(ctx context.Context, c *transport.Conn, req LinkRequest, res *
 }
 
 // readControl reads the next frame, which must be a control message.
-func readControl(c *transport.Conn, v any) error {
+// readControl reads a control message into v and then holds it for the
+// emulated latency lat, as a worker's mesh holds every message it receives
+// (transport.MeshConfig.Latency).
+func readControl(c *transport.Conn, v any, lat time.Duration) error {
 	h, err := c.ReadHeader(time.Time{})
 	if err != nil {
 		return err
@@ -247,7 +258,13 @@ func readControl(c *transport.Conn, v any) error {
 	if h.Kind != transport.Control {
 		return fmt.Errorf("got a %s frame, want a control message", h.Kind)
 	}
-	return c.ReadControl(h, v)
+	if err := c.ReadControl(h, v); err != nil {
+		return err
+	}
+	if lat > 0 {
+		shaper.SleepUntil(time.Now().Add(lat))
+	}
+	return nil
 }
 
 // ServeProbe is the far end of MeasureLink: it answers pings and counts a

@@ -350,3 +350,11 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 	return New(c, l.o), nil
 }
+
+// SleepUntil waits until t, precisely for short waits (see sleep): how an
+// emulated link's latency is applied to a message that has arrived.
+func SleepUntil(t time.Time) {
+	if d := time.Until(t); d > 0 {
+		sleep(d)
+	}
+}

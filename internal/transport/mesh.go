@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iop-edge/iop/internal/partition"
+	"github.com/iop-edge/iop/internal/shaper"
 	"github.com/iop-edge/iop/internal/tensor"
 )
 
@@ -49,6 +50,13 @@ type MeshConfig struct {
 	PingInterval time.Duration
 	// Fault, if set, is installed on every peer connection (tests).
 	Fault FaultHook
+	// Latency, when set, emulates the links' per-message latency: Recv
+	// hands over a tensor no earlier than Latency after its last byte was
+	// read. The receiver applies it, not the sender: on a real link a
+	// message does not wait for its sender to be scheduled again after
+	// the send, and a sender that computes on (or whose CPU quota is spent)
+	// would hold it back (docs/RUNTIME.md).
+	Latency time.Duration
 }
 
 // Mesh is one device's connections to all its peers for one deployment. Device
@@ -77,6 +85,7 @@ type boxKey struct {
 type slot struct {
 	ready chan struct{}
 	t     *tensor.Tensor
+	due   time.Time // not handed over before (MeshConfig.Latency)
 }
 
 // NewMesh returns a mesh with no connections yet; call Ensure.
@@ -318,7 +327,7 @@ func (m *Mesh) Abort(req uint64) {
 	}
 }
 
-func (m *Mesh) deliver(req uint64, from int, tag int32, t *tensor.Tensor) {
+func (m *Mesh) deliver(req uint64, from int, tag int32, t *tensor.Tensor, due time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if req < m.minReq {
@@ -333,7 +342,7 @@ func (m *Mesh) deliver(req uint64, from int, tag int32, t *tensor.Tensor) {
 	if s.t != nil {
 		return // duplicate; keep the first
 	}
-	s.t = t
+	s.t, s.due = t, due
 	close(s.ready)
 }
 
@@ -386,6 +395,7 @@ func (r reqTransport) Recv(ctx context.Context, peerIdx, tag int) (*tensor.Tenso
 		m.mu.Lock()
 		delete(m.box, k)
 		m.mu.Unlock()
+		shaper.SleepUntil(s.due)
 		return s.t
 	}
 	select {
@@ -582,7 +592,11 @@ func (p *peer) readLoop() {
 				p.failProtocol(err)
 				return
 			}
-			p.m.deliver(h.Req, p.idx, h.Tag, t)
+			var due time.Time
+			if lat := p.m.cfg.Latency; lat > 0 {
+				due = time.Now().Add(lat)
+			}
+			p.m.deliver(h.Req, p.idx, h.Tag, t, due)
 		case Abort:
 			b, err := p.c.ReadSmall(h)
 			if err != nil {

@@ -151,6 +151,12 @@ func TestReadDeadline(t *testing.T) {
 // meshes starts n meshes on loopback listeners in this process.
 func meshes(t testing.TB, n int, tlsFiles map[string]TLSFiles) []*Mesh {
 	t.Helper()
+	return meshesLatency(t, n, tlsFiles, 0)
+}
+
+// meshesLatency is meshes with MeshConfig.Latency set.
+func meshesLatency(t testing.TB, n int, tlsFiles map[string]TLSFiles, lat time.Duration) []*Mesh {
+	t.Helper()
 	lns := make([]net.Listener, n)
 	addrs := make([]string, n)
 	for i := range lns {
@@ -171,7 +177,7 @@ func meshes(t testing.TB, n int, tlsFiles map[string]TLSFiles) []*Mesh {
 			}
 			d.TLS = cfg
 		}
-		ms[i] = NewMesh(MeshConfig{Self: i, Addrs: addrs, Deployment: "d1", Dial: d.Dial})
+		ms[i] = NewMesh(MeshConfig{Self: i, Addrs: addrs, Deployment: "d1", Dial: d.Dial, Latency: lat})
 		t.Cleanup(ms[i].Close)
 		go func() {
 			for {
@@ -469,5 +475,43 @@ func TestWireIsLittleEndian(t *testing.T) {
 	want := []byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0} // 1.0, -2.0 little-endian
 	if !bytes.Equal(data, want) {
 		t.Fatalf("payload % x, want % x", data, want)
+	}
+}
+
+// TestMeshLatency: with an emulated latency every tensor reaches Recv no
+// earlier than the latency after it arrived, messages in flight together
+// are held together (not one after another), and Send does not wait for
+// it.
+func TestMeshLatency(t *testing.T) {
+	const lat = 30 * time.Millisecond
+	ms := meshesLatency(t, 3, nil, lat)
+	ctx := context.Background()
+	start := time.Now()
+	for _, from := range []int{1, 2} {
+		for k := 0; k < 4; k++ {
+			if err := ms[from].Request(1).Send(ctx, 0, k, randTensor(tensor.Shape{k + 1, 64})); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if d := time.Since(start); d > lat/2 {
+		t.Errorf("8 sends took %v: Send waits for the latency", d)
+	}
+	for _, from := range []int{1, 2} {
+		for k := 0; k < 4; k++ {
+			got, err := ms[0].Request(1).Recv(ctx, from, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tensor.AllClose(got, randTensor(tensor.Shape{k + 1, 64}), 0, 0); err != nil {
+				t.Fatalf("from %d tag %d: %v", from, k, err)
+			}
+			if d := time.Since(start); d < lat {
+				t.Errorf("from %d tag %d received after %v, before the %v latency", from, k, d, lat)
+			}
+		}
+	}
+	if d := time.Since(start); d > 3*lat {
+		t.Errorf("8 messages sent together took %v to receive, want about one %v latency", d, lat)
 	}
 }

@@ -385,19 +385,17 @@ func (cs *coordSession) deploy(d *Deploy) error {
 	}
 	dialer := transport.Dialer{TLS: s.opt.TLS}
 	mc := transport.MeshConfig{Self: d.Device, Addrs: d.Addrs, Names: d.Names, Deployment: d.Deployment, Dial: dialer.Dial, Limits: s.opt.Limits}
-	if d.Shaping.Rate > 0 || d.Shaping.LatencyMS > 0 {
+	if d.Shaping.Rate > 0 {
 		// One bucket for the device's uplink and one for its downlink,
-		// shared by all its peer connections (a switched LAN), plus the
-		// per-message latency (tc has no netem on the testbed either).
-		var up, down *shaper.Limiter
-		if d.Shaping.Rate > 0 {
-			up, down = shaper.NewLimiter(d.Shaping.Rate, 0), shaper.NewLimiter(d.Shaping.Rate, 0)
-		}
-		lat := time.Duration(d.Shaping.LatencyMS * float64(time.Millisecond))
+		// shared by all its peer connections (a switched LAN).
+		up, down := shaper.NewLimiter(d.Shaping.Rate, 0), shaper.NewLimiter(d.Shaping.Rate, 0)
 		mc.Wrap = func(nc net.Conn) net.Conn {
-			return shaper.New(nc, shaper.Options{WriteLimiter: up, ReadLimiter: down, Latency: lat})
+			return shaper.New(nc, shaper.Options{WriteLimiter: up, ReadLimiter: down})
 		}
 	}
+	// The per-message latency (tc has no netem on the testbed either),
+	// applied by the receiving mesh.
+	mc.Latency = time.Duration(d.Shaping.LatencyMS * float64(time.Millisecond))
 	mc.Fault = s.faultHook()
 	dep := &deployment{msg: d, prog: prog, runner: runner, mesh: transport.NewMesh(mc), weights: weights}
 	s.mu.Lock()
