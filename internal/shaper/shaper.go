@@ -93,7 +93,10 @@ type Options struct {
 	// Latency delays every Write: its bytes reach the peer no earlier than
 	// Latency after the Write call (propagation delay, applied before the
 	// rate limit). Writes return without waiting for the delay; up to
-	// QueueBytes bytes are buffered.
+	// QueueBytes bytes are buffered. A goroutine of the writing process
+	// sends them when due, so they wait for that process to be scheduled:
+	// the workers hold arriving messages instead (transport.MeshConfig.
+	// Latency), which a busy sender cannot delay.
 	Latency time.Duration
 	// QueueBytes bounds the bytes buffered for the latency (0: enough for
 	// Latency at WriteRate plus one burst, at least 1 MiB).
