@@ -61,6 +61,12 @@ type Device struct {
 	// that CPU is taken from the device's compute (0: not modelled).
 	SendCPUNSPerByte float64 `yaml:"send_cpu_ns_per_byte,omitempty" json:"send_cpu_ns_per_byte,omitempty"`
 	RecvCPUNSPerByte float64 `yaml:"recv_cpu_ns_per_byte,omitempty" json:"recv_cpu_ns_per_byte,omitempty"`
+	// MessageCPUMS is the CPU time the worker spends per message it sends
+	// or receives beyond the per-byte cost (waking the goroutines that
+	// hand it on, system calls, the mailbox), measured by `iop profile`
+	// with small messages; taken from the device's compute like the
+	// per-byte cost (0: not modelled).
+	MessageCPUMS float64 `yaml:"message_cpu_ms,omitempty" json:"message_cpu_ms,omitempty"`
 	// CPUQuota and CPUPeriodMS describe a CFS bandwidth limit on the
 	// device's worker (a container's CPU limit, or the testbed's cgroup):
 	// CPUQuota cores' worth of CPU time per period of CPUPeriodMS. The
@@ -91,6 +97,17 @@ func (s *Spec) NetSecondsPerByte(d int) (send, recv float64) {
 		share = 1
 	}
 	return dev.SendCPUNSPerByte / 1e9 / share, dev.RecvCPUNSPerByte / 1e9 / share
+}
+
+// NetSecondsPerMessage is the device time device d spends per message it
+// sends or receives, beyond its bytes.
+func (s *Spec) NetSecondsPerMessage(d int) float64 {
+	dev := s.Devices[d]
+	share := dev.CPUShare
+	if share <= 0 {
+		share = 1
+	}
+	return dev.MessageCPUMS / 1e3 / share
 }
 
 // Link is a network link's bandwidth and per-message latency.

@@ -270,9 +270,10 @@ func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []flo
 	}
 	// The CPU a device spends on its messages, per byte (device time), and
 	// settling what it still owes before it computes or finishes.
-	sendSec, recvSec := make([]float64, n), make([]float64, n)
+	sendSec, recvSec, msgSec := make([]float64, n), make([]float64, n), make([]float64, n)
 	for d := range sendSec {
 		sendSec[d], recvSec[d] = spec.NetSecondsPerByte(d)
+		msgSec[d] = spec.NetSecondsPerMessage(d)
 	}
 	// Under a CFS limit a step's CPU time is its device time (at the
 	// sustained share) × the quota's fraction of the period, run period
@@ -365,7 +366,7 @@ func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []flo
 			} else {
 				arrive(k, t+lat)
 			}
-			st[d].debt += float64(s.Bytes) * sendSec[d]
+			st[d].debt += float64(s.Bytes)*sendSec[d] + msgSec[d]
 			pred.BytesSent += s.Bytes
 			pred.Messages++
 			pred.Devices[d].BytesSent += s.Bytes
@@ -377,7 +378,7 @@ func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []flo
 				blocked[k] = d
 				continue // resumed by arrive
 			}
-			st[d].debt += float64(s.Bytes) * recvSec[d]
+			st[d].debt += float64(s.Bytes)*recvSec[d] + msgSec[d]
 			if a > t {
 				tl.Devices[d] = append(tl.Devices[d], Span{Kind: "recv-wait", Node: s.Orig, Peer: s.Peer, StartMS: t * 1e3, EndMS: a * 1e3, Bytes: s.Bytes})
 				st[d].time = a

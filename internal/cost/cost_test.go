@@ -266,3 +266,39 @@ func TestPredictCFS(t *testing.T) {
 		}
 	}
 }
+
+// Each message sent or received costs its device MessageCPUMS on top of
+// its bytes: a plan that exchanges messages gets slower by at least what
+// its busiest device cannot pay while it waits; one that exchanges none
+// does not change.
+func TestMessageCPU(t *testing.T) {
+	g := tinyResNet(t)
+	for _, strategy := range []string{"single", "oc"} {
+		spec := cluster.Uniform(2, 4, 0, 12.5e6, 0.2)
+		ps := programs(t, g, spec, strategy)
+		predict := func(msgMS float64) *plan.Prediction {
+			s := *spec
+			s.Devices = append([]cluster.Device(nil), spec.Devices...)
+			for i := range s.Devices {
+				s.Devices[i].MessageCPUMS, s.Devices[i].CPUShare = msgMS, 1
+			}
+			pred, _, err := cost.Predict(ps, &s, cost.DefaultParams)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pred
+		}
+		base, costly := predict(0), predict(2)
+		if strategy == "single" {
+			if costly.LatencyMS != base.LatencyMS {
+				t.Errorf("single: %.3f ms with message CPU, %.3f without", costly.LatencyMS, base.LatencyMS)
+			}
+			continue
+		}
+		// Device 0 sends and receives Messages/2 of the messages, if
+		// evenly split; 2 ms each is far more than the waits can hide.
+		if base.Messages == 0 || costly.LatencyMS < base.LatencyMS+float64(base.Messages)/2 {
+			t.Errorf("oc: %d messages at 2 ms of CPU each: %.1f ms, %.1f without", base.Messages, costly.LatencyMS, base.LatencyMS)
+		}
+	}
+}

@@ -35,13 +35,14 @@ type Hello struct {
 
 // Request is a control message from `iop profile` to a device.
 type Request struct {
-	// Type is "info", "bench-ops", "bench-layers", "bench-link" or
-	// "bench-mesh".
-	Type   string         `json:"type"`
-	Ops    *OpsRequest    `json:"ops,omitempty"`
-	Layers *LayersRequest `json:"layers,omitempty"`
-	Link   *LinkRequest   `json:"link,omitempty"`
-	Mesh   *MeshRequest   `json:"mesh,omitempty"`
+	// Type is "info", "bench-ops", "bench-layers", "bench-link",
+	// "bench-mesh" or "bench-msgs".
+	Type     string           `json:"type"`
+	Ops      *OpsRequest      `json:"ops,omitempty"`
+	Layers   *LayersRequest   `json:"layers,omitempty"`
+	Link     *LinkRequest     `json:"link,omitempty"`
+	Mesh     *MeshRequest     `json:"mesh,omitempty"`
+	Messages *MessagesRequest `json:"messages,omitempty"`
 }
 
 // Reply answers a Request (same Type, or "error").
@@ -52,7 +53,9 @@ type Reply struct {
 	Layers *LayersResult `json:"layers,omitempty"`
 	Link   *LinkResult   `json:"link,omitempty"`
 	Mesh   *MeshResult   `json:"mesh,omitempty"`
-	Error  string        `json:"error,omitempty"`
+	// Messages answers bench-msgs.
+	Messages *MessagesResult `json:"messages,omitempty"`
+	Error    string          `json:"error,omitempty"`
 }
 
 // Info describes the measuring process's machine.
@@ -224,6 +227,15 @@ func Handle(ctx context.Context, req Request, opt AgentOptions) Reply {
 			return fail(err)
 		}
 		return Reply{Type: req.Type, Mesh: res}
+	case "bench-msgs":
+		if req.Messages == nil || len(req.Messages.Peers) == 0 {
+			return fail(errors.New("bench-msgs needs peer addresses"))
+		}
+		res, err := MeasureMessages(ctx, opt.Dialer, *req.Messages, opt.Limits)
+		if err != nil {
+			return fail(err)
+		}
+		return Reply{Type: req.Type, Messages: res}
 	}
 	return fail(fmt.Errorf("unknown request %q", req.Type))
 }
@@ -349,6 +361,19 @@ func (c *Client) Mesh(ctx context.Context, req MeshRequest) (*MeshResult, error)
 		return nil, fmt.Errorf("profile %s: bench-mesh reply without its %d links", c.Addr, len(req.Peers))
 	}
 	return r.Mesh, nil
+}
+
+// Messages asks the device to exchange small tensors with all req.Peers in
+// rounds.
+func (c *Client) Messages(ctx context.Context, req MessagesRequest) (*MessagesResult, error) {
+	r, err := c.Do(ctx, Request{Type: "bench-msgs", Messages: &req})
+	if err != nil {
+		return nil, err
+	}
+	if r.Messages == nil {
+		return nil, fmt.Errorf("profile %s: empty bench-msgs reply", c.Addr)
+	}
+	return r.Messages, nil
 }
 
 // Ops asks the device to measure its operator speed.

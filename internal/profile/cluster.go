@@ -28,6 +28,10 @@ type ClusterOptions struct {
 	// for the CPU time per byte moved (0: 2; negative: no mesh, the
 	// single-stream figures stand).
 	MeshSeconds float64
+	// MessageRounds is how many rounds of small messages every device
+	// exchanges with every other at once for the CPU time per message
+	// (0: 300; negative: none, messages cost only their bytes).
+	MessageRounds int
 	// Model, when set, has its layers timed on every device (ModelLayers,
 	// MeasureLayers) into the spec's LayerMS[ModelKey]; Layers sets the
 	// budget and threads (its Layers field is filled here).
@@ -55,6 +59,10 @@ type DeviceReport struct {
 	// measurement, MeshCPUNSPerByte its CPU time per byte of that.
 	MeshBytes        int64   `json:"mesh_bytes,omitempty"`
 	MeshCPUNSPerByte float64 `json:"mesh_cpu_ns_per_byte,omitempty"`
+	// Messages is the device's side of the message measurement,
+	// MessageCPUNS its CPU time per message beyond the message's bytes.
+	Messages     *MessagesResult `json:"messages,omitempty"`
+	MessageCPUNS float64         `json:"message_cpu_ns,omitempty"`
 }
 
 // PairReport is one link's measurement (A sends to B).
@@ -169,6 +177,12 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 				return nil, nil, err
 			}
 		}
+		if opt.MessageRounds >= 0 && len(spec.Devices) > 1 {
+			progress("every device exchanging small messages with every other (network CPU per message)")
+			if err := measureMessages(ctx, spec, clients, opt, rep, out.Devices); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	if !opt.SkipLinks {
 		// The coordinator's link to each device (unshaped in process: it
@@ -247,6 +261,47 @@ func measureMesh(ctx context.Context, spec *cluster.Spec, clients []*Client, opt
 		v := round3(float64(r.CPUNS) / float64(moved[i]))
 		rep.Devices[i].MeshCPUNSPerByte = v
 		devs[i].SendCPUNSPerByte, devs[i].RecvCPUNSPerByte = v, v
+	}
+	return nil
+}
+
+// measureMessages has every device exchange small messages with every
+// other at once (MessagesRequest) and sets each device's CPU time per
+// message: its process's CPU time over the rounds, less what its per-byte
+// figure already charges for the bytes, per message sent or received.
+func measureMessages(ctx context.Context, spec *cluster.Spec, clients []*Client, opt ClusterOptions, rep *Report, devs []cluster.Device) error {
+	n := len(spec.Devices)
+	results := make([]*MessagesResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range spec.Devices {
+		m := MessagesRequest{Rounds: opt.MessageRounds, Rate: opt.Link.Rate, LatencyMS: opt.Link.LatencyMS}
+		for j := range spec.Devices {
+			if j != i {
+				m.Peers = append(m.Peers, spec.Devices[j].Address)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = clients[i].Messages(ctx, m)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("profile: device %s: messages: %w", spec.Devices[i].Name, err)
+		}
+	}
+	for i, r := range results {
+		rep.Devices[i].Messages = r
+		if r.Messages <= 0 || r.CPUNS <= 0 {
+			continue
+		}
+		perByte := (devs[i].SendCPUNSPerByte + devs[i].RecvCPUNSPerByte) / 2
+		v := max(0, float64(r.CPUNS)-perByte*float64(r.Bytes)) / float64(r.Messages)
+		rep.Devices[i].MessageCPUNS = math.Round(v)
+		devs[i].MessageCPUMS = round3(v / 1e6)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"context"
+	"math"
 	"net"
 	"testing"
 	"time"
@@ -36,8 +37,9 @@ func TestClusterLoopbackShaped(t *testing.T) {
 	out, rep, err := Cluster(ctx, s, ClusterOptions{
 		Ops:         OpsRequest{Threads: 1, BudgetMS: 250},
 		Link:        LinkRequest{Seconds: 0.6, Pings: 5, Rate: rate},
-		MeshSeconds: 0.6,
-		Progress:    func(m string) { t.Log(m) },
+		MeshSeconds:   0.6,
+		MessageRounds: 50,
+		Progress:      func(m string) { t.Log(m) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +57,24 @@ func TestClusterLoopbackShaped(t *testing.T) {
 		t.Logf("%s: mesh %d bytes moved, %.2f ns CPU per byte", d.Name, d.MeshBytes, d.MeshCPUNSPerByte)
 		if d.MeshBytes <= 0 || d.MeshCPUNSPerByte <= 0 || out.Devices[i].SendCPUNSPerByte != d.MeshCPUNSPerByte {
 			t.Errorf("%s: mesh not measured or not in the spec: %+v, spec %+v", d.Name, d, out.Devices[i])
+		}
+	}
+	for i, d := range rep.Devices {
+		// Each device sent 50 tensors to each of its 2 peers and got them
+		// back, and echoed theirs (the agents share this process: its
+		// CPU time covers all three).
+		m := d.Messages
+		t.Logf("%s: %+v, %.0f ns CPU per message beyond its bytes", d.Name, m, d.MessageCPUNS)
+		if m == nil || m.Messages < 2*50*2 || m.Bytes != m.Messages*4096 || m.CPUNS <= 0 {
+			t.Errorf("%s: messages not measured: %+v", d.Name, m)
+		}
+		// What the per-byte figure does not already charge, per message
+		// (in one process the mesh's per-byte figure covers all three
+		// agents and may leave nothing).
+		perByte := out.Devices[i].SendCPUNSPerByte
+		want := max(0, float64(m.CPUNS)-perByte*float64(m.Bytes)) / float64(m.Messages)
+		if v := out.Devices[i].MessageCPUMS; math.Abs(v*1e6-want) > 0.01*want+1 || v > 5 {
+			t.Errorf("%s: %.4f ms of CPU per message in the spec, want %.4f", d.Name, v, want/1e6)
 		}
 	}
 	for _, d := range out.Devices {
@@ -138,5 +158,30 @@ func TestLinkEmulatedLatency(t *testing.T) {
 	t.Logf("emulated %g ms: rtt %.3f ms, one-way latency %.3f ms", lat, r.MedianRTTMS, r.LatencyMS)
 	if r.LatencyMS < 0.95*lat || r.LatencyMS > 1.5*lat {
 		t.Errorf("one-way latency %.3f ms for an emulated %g ms", r.LatencyMS, lat)
+	}
+}
+
+// MeasureMessages against one agent in this process: every round sends a
+// tensor, gets it back, and (serving) received and echoed it.
+func TestMeasureMessages(t *testing.T) {
+	s := agents(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const rounds, lat = 40, 0.5
+	start := time.Now()
+	r, err := MeasureMessages(ctx, Dialer{}, MessagesRequest{Peers: []string{s.Devices[0].Address}, Rounds: rounds, Bytes: 1024, LatencyMS: lat}, transport.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v in %v: %.1f µs CPU per message", r, time.Since(start), float64(r.CPUNS)/float64(r.Messages)/1e3)
+	if r.Messages != 4*rounds || r.Bytes != 4*rounds*1024 || r.CPUNS <= 0 {
+		t.Errorf("%+v: want %d messages of 1024 bytes and some CPU time", r, 4*rounds)
+	}
+	// Each round waits for its echo and holds it for the latency.
+	if min := time.Duration(rounds * lat * float64(time.Millisecond)); time.Duration(r.WallNS) < min {
+		t.Errorf("%d rounds took %v, less than their emulated latency %v", rounds, time.Duration(r.WallNS), min)
+	}
+	if _, err := MeasureMessages(ctx, Dialer{}, MessagesRequest{Peers: []string{"127.0.0.1:1"}}, transport.Limits{}); err == nil {
+		t.Error("no error for a peer that does not listen")
 	}
 }

@@ -102,6 +102,9 @@ type LinkResult struct {
 //	(idle) tensor, {ping}      ─►   (× Bursts: the burst)
 //	                           ◄─   {pong}
 //	{bye}                      ─►   (closes)
+//
+// MeasureMessages sends {echo} instead; the far side then sends every
+// tensor back.
 type probeMsg struct {
 	Type     string `json:"type"`
 	WarmupMS int64  `json:"warmup_ms,omitempty"`
@@ -278,6 +281,7 @@ func ServeProbe(c *transport.Conn) error {
 		counted     int64
 		cpuFrom     time.Duration // CPU time at from
 		cpuLast     time.Duration // CPU time at last
+		echo        bool          // send every tensor back (MeasureMessages)
 	)
 	for {
 		h, err := c.ReadHeader(time.Time{})
@@ -298,6 +302,8 @@ func ServeProbe(c *transport.Conn) error {
 				if err := c.WriteControl(h.Req, probeMsg{Type: "pong"}); err != nil {
 					return fmt.Errorf("probe: %w", err)
 				}
+			case "echo":
+				echo = true
 			case "bulk":
 				warmup = time.Duration(m.WarmupMS) * time.Millisecond
 				first, from, last, counted = time.Time{}, time.Time{}, time.Time{}, 0
@@ -319,6 +325,13 @@ func ServeProbe(c *transport.Conn) error {
 			t, err := c.ReadTensorBody(h)
 			if err != nil {
 				return fmt.Errorf("probe: %w", err)
+			}
+			if echo {
+				echoed.Add(2) // one received, one sent (counted before the reply arrives)
+				if err := c.WriteTensor(h.Req, int(h.Tag), t); err != nil {
+					return fmt.Errorf("probe: %w", err)
+				}
+				continue
 			}
 			now := time.Now()
 			switch {
