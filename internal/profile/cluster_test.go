@@ -35,8 +35,8 @@ func TestClusterLoopbackShaped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, rep, err := Cluster(ctx, s, ClusterOptions{
-		Ops:         OpsRequest{Threads: 1, BudgetMS: 250},
-		Link:        LinkRequest{Seconds: 0.6, Pings: 5, Rate: rate},
+		Ops:           OpsRequest{Threads: 1, BudgetMS: 250},
+		Link:          LinkRequest{Seconds: 0.6, Pings: 5, Rate: rate},
 		MeshSeconds:   0.6,
 		MessageRounds: 50,
 		Progress:      func(m string) { t.Log(m) },
