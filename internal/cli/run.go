@@ -541,9 +541,8 @@ func profileLocal(ctx context.Context, cmd *cobra.Command, rf *runFlags, spec *c
 		// probes between them, or they measure raw loopback.
 		link.Rate, link.LatencyMS = local.Bandwidth, local.LatencyMS
 	case coordinator.EmulationNetns:
-		// tc shapes the rate; the per-message latency is the workers'
-		// in-process delay line (no netem here), which the probes need
-		// too: its latency, and the CPU its copies and wake-ups cost.
+		// tc shapes the rate; the per-message latency is held in process
+		// by the receiving workers (no netem here), and so by the probes.
 		link.LatencyMS = local.LatencyMS
 	}
 	out, _, err := profile.Cluster(ctx, &in, profile.ClusterOptions{
