@@ -223,27 +223,14 @@ func measureMesh(ctx context.Context, spec *cluster.Spec, clients []*Client, opt
 	}
 	peers := make([][]int, n)
 	results := make([]*MeshResult, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range spec.Devices {
-		m := MeshRequest{Link: req}
-		for j := range spec.Devices {
-			if j != i {
-				peers[i] = append(peers[i], j)
-				m.Peers = append(m.Peers, spec.Devices[j].Address)
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = clients[i].Mesh(ctx, m)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return fmt.Errorf("profile: device %s: mesh: %w", spec.Devices[i].Name, err)
-		}
+	err := onEvery(spec, "mesh", func(i int, addrs []string, idx []int) (err error) {
+		peers[i] = idx
+		m := MeshRequest{Link: req, Peers: addrs}
+		results[i], err = clients[i].Mesh(ctx, m)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	moved := make([]int64, n)
 	for i, r := range results {
@@ -265,6 +252,34 @@ func measureMesh(ctx context.Context, spec *cluster.Spec, clients []*Client, opt
 	return nil
 }
 
+// onEvery runs f for every device at once, with the addresses and indices
+// of its peers (every other device), and returns the first device's error.
+func onEvery(spec *cluster.Spec, what string, f func(i int, addrs []string, idx []int) error) error {
+	errs := make([]error, len(spec.Devices))
+	var wg sync.WaitGroup
+	for i := range spec.Devices {
+		var addrs []string
+		var idx []int
+		for j, d := range spec.Devices {
+			if j != i {
+				addrs, idx = append(addrs, d.Address), append(idx, j)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i, addrs, idx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("profile: device %s: %s: %w", spec.Devices[i].Name, what, err)
+		}
+	}
+	return nil
+}
+
 // measureMessages has every device exchange small messages with every
 // other at once (MessagesRequest) and sets each device's CPU time per
 // message: its process's CPU time over the rounds, less what its per-byte
@@ -272,26 +287,13 @@ func measureMesh(ctx context.Context, spec *cluster.Spec, clients []*Client, opt
 func measureMessages(ctx context.Context, spec *cluster.Spec, clients []*Client, opt ClusterOptions, rep *Report, devs []cluster.Device) error {
 	n := len(spec.Devices)
 	results := make([]*MessagesResult, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range spec.Devices {
-		m := MessagesRequest{Rounds: opt.MessageRounds, Rate: opt.Link.Rate, LatencyMS: opt.Link.LatencyMS}
-		for j := range spec.Devices {
-			if j != i {
-				m.Peers = append(m.Peers, spec.Devices[j].Address)
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = clients[i].Messages(ctx, m)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return fmt.Errorf("profile: device %s: messages: %w", spec.Devices[i].Name, err)
-		}
+	err := onEvery(spec, "messages", func(i int, addrs []string, _ []int) (err error) {
+		m := MessagesRequest{Peers: addrs, Rounds: opt.MessageRounds, Rate: opt.Link.Rate, LatencyMS: opt.Link.LatencyMS}
+		results[i], err = clients[i].Messages(ctx, m)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	for i, r := range results {
 		rep.Devices[i].Messages = r
