@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/iop-edge/iop/internal/cluster"
@@ -53,8 +55,10 @@ func TestRunLocalProfileLoopback(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildIop(t, dir)
 	cache := filepath.Join(dir, "spec.yaml")
+	reqs := filepath.Join(dir, "requests.jsonl")
 	out, err := exec.Command(bin, "run", "tiny-resnet", "--local", "2", "--emulation", "loopback", "--bandwidth", "50Mbps",
-		"--profile", "--profile-budget", "500ms", "--profile-cache", cache, "--json", "--nodes=false").Output()
+		"--profile", "--profile-budget", "500ms", "--profile-cache", cache, "--json", "--nodes=false",
+		"--repeat", "3", "--trace-requests", reqs).Output()
 	if err != nil {
 		t.Fatalf("iop run --profile: %v", err)
 	}
@@ -76,5 +80,29 @@ func TestRunLocalProfileLoopback(t *testing.T) {
 	if !res.Profiled || res.CalibratedNodes == 0 || len(spec.LayerMS["tiny-resnet"]) != 2 {
 		t.Errorf("profiled %v, %d calibrated nodes, layer times for %d devices: want the model's layers timed on both",
 			res.Profiled, res.CalibratedNodes, len(spec.LayerMS["tiny-resnet"]))
+	}
+	// --trace-requests: one line per timed request, each with its latency
+	// and both devices' steps.
+	b, err := os.ReadFile(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("--trace-requests wrote %d lines for 3 requests", len(lines))
+	}
+	for i, l := range lines {
+		var r struct {
+			LatencyNS int64 `json:"latency_ns"`
+			Devices   []struct {
+				Events []json.RawMessage `json:"events"`
+			} `json:"devices"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if r.LatencyNS <= 0 || len(r.Devices) != 2 || len(r.Devices[0].Events) == 0 || len(r.Devices[1].Events) == 0 {
+			t.Errorf("request %d: latency %d ns, %d devices, want both with steps", i, r.LatencyNS, len(r.Devices))
+		}
 	}
 }

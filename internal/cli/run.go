@@ -52,6 +52,7 @@ type runFlags struct {
 	meshTO     time.Duration
 	verbose    bool
 	trace      string
+	traceReqs  string
 	workerProf string
 	repeatTime time.Duration
 	profile    bool
@@ -108,6 +109,7 @@ model node and each device's peak memory (VmHWM) against the prediction.`,
 	f.DurationVar(&rf.meshTO, "mesh-timeout", 10*time.Second, "bound on the workers connecting to each other")
 	f.BoolVar(&rf.verbose, "nodes", true, "print the per-node predicted vs measured table")
 	f.StringVar(&rf.trace, "trace", "", "write the last request's per-device traces (every step: start, end, bytes) and the predicted timeline as JSON to this file")
+	f.StringVar(&rf.traceReqs, "trace-requests", "", "write every timed request's latency and per-device traces to this file, one JSON object per line (how requests vary)")
 	f.StringVar(&rf.workerProf, "worker-cpuprofile", "", "--local: each worker writes a CPU profile of its life (go tool pprof) to DIR/<device>.pprof")
 	f.DurationVar(&rf.cpuPeriod, "cpu-period", 0, "--local on the testbed with --cpu-quota: the CFS period of the quota (0: 5ms, or 1ms/quota when longer). A short period makes a worker a steadily slower device instead of a full-speed one that stalls for the rest of each period once its quota is spent")
 	f.BoolVar(&rf.profile, "profile", false, "--local: profile the started workers (operator speed inside their CPU quota, the model's own layers, link goodput and latency through the emulated links) and plan with the measured spec")
@@ -356,12 +358,26 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 		}
 	}
 	var res *coordinator.Result
+	var reqLog *json.Encoder
+	if rf.traceReqs != "" {
+		f, err := os.Create(rf.traceReqs)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		reqLog = json.NewEncoder(f)
+	}
 	for k := 0; k < rf.repeat; k++ {
 		r, err := co.Run(ctx, ins)
 		if err != nil {
 			return err
 		}
 		rep.LatenciesMS = append(rep.LatenciesMS, float64(r.Latency.Microseconds())/1e3)
+		if reqLog != nil {
+			if err := reqLog.Encode(r); err != nil {
+				return fmt.Errorf("--trace-requests: %w", err)
+			}
+		}
 		if res == nil || r.Latency < res.Latency || k == rf.repeat-1 {
 			res = r
 		}
