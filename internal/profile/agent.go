@@ -245,19 +245,30 @@ func LinkTo(ctx context.Context, d Dialer, req LinkRequest, lim transport.Limits
 	req.defaults()
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.Seconds*float64(time.Second))+time.Minute)
 	defer cancel()
-	nc, err := d.Dial(ctx, req.Peer)
+	c, err := dialProbe(ctx, d, req.Peer, req.Rate, lim)
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
 	}
-	if req.Rate > 0 {
-		nc = shaper.New(nc, shaper.Options{WriteRate: req.Rate})
+	defer c.Close()
+	return MeasureLink(ctx, c, req)
+}
+
+// dialProbe connects to peer's ServeProbe (hello role "probe"), writes
+// shaped to rate in process if it is set.
+func dialProbe(ctx context.Context, d Dialer, peer string, rate float64, lim transport.Limits) (*transport.Conn, error) {
+	nc, err := d.Dial(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	if rate > 0 {
+		nc = shaper.New(nc, shaper.Options{WriteRate: rate})
 	}
 	c := transport.NewConn(nc, lim)
-	defer c.Close()
 	if err := c.WriteControl(0, Hello{Role: RoleProbe}); err != nil {
-		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
+		c.Close()
+		return nil, err
 	}
-	return MeasureLink(ctx, c, req)
+	return c, nil
 }
 
 // Dialer opens connections: with Net (e.g. from inside a testbed

@@ -37,9 +37,10 @@ type LinkRequest struct {
 }
 
 // latency is the emulated per-message latency as a duration.
-func (r *LinkRequest) latency() time.Duration {
-	return time.Duration(r.LatencyMS * float64(time.Millisecond))
-}
+func (r *LinkRequest) latency() time.Duration { return msDuration(r.LatencyMS) }
+
+// msDuration converts milliseconds to a duration.
+func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
 
 func (r *LinkRequest) defaults() {
 	if r.Seconds <= 0 {
@@ -249,10 +250,9 @@ func measureBurst(ctx context.Context, c *transport.Conn, req LinkRequest, res *
 	return nil
 }
 
-// readControl reads the next frame, which must be a control message.
-// readControl reads a control message into v and then holds it for the
-// emulated latency lat, as a worker's mesh holds every message it receives
-// (transport.MeshConfig.Latency).
+// readControl reads the next frame, which must be a control message, into
+// v and then holds it for the emulated latency lat, as a worker's mesh
+// holds every message it receives (transport.MeshConfig.Latency).
 func readControl(c *transport.Conn, v any, lat time.Duration) error {
 	h, err := c.ReadHeader(time.Time{})
 	if err != nil {

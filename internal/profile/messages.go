@@ -60,7 +60,7 @@ func MeasureMessages(ctx context.Context, d Dialer, req MessagesRequest, lim tra
 	if req.Bytes <= 0 {
 		req.Bytes = 4096
 	}
-	lat := time.Duration(req.LatencyMS * float64(time.Millisecond))
+	lat := msDuration(req.LatencyMS)
 	conns := make([]*transport.Conn, len(req.Peers))
 	defer func() {
 		for _, c := range conns {
@@ -70,18 +70,11 @@ func MeasureMessages(ctx context.Context, d Dialer, req MessagesRequest, lim tra
 		}
 	}()
 	for i, p := range req.Peers {
-		nc, err := d.Dial(ctx, p)
+		c, err := dialProbe(ctx, d, p, req.Rate, lim)
 		if err != nil {
 			return nil, fmt.Errorf("messages %s: %w", p, err)
 		}
-		if req.Rate > 0 {
-			nc = shaper.New(nc, shaper.Options{WriteRate: req.Rate})
-		}
-		c := transport.NewConn(nc, lim)
 		conns[i] = c
-		if err := c.WriteControl(0, Hello{Role: RoleProbe}); err != nil {
-			return nil, fmt.Errorf("messages %s: %w", p, err)
-		}
 		if err := c.WriteControl(0, probeMsg{Type: "echo"}); err != nil {
 			return nil, fmt.Errorf("messages %s: %w", p, err)
 		}

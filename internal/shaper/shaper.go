@@ -1,8 +1,9 @@
 // Package shaper limits the rate of a net.Conn in process: a token bucket on
-// writes (and optionally reads) and an optional per-message latency. It is
-// the emulation used where the kernel testbed (internal/testbed: network
-// namespaces and tc tbf) is not available — loopback plus a shaper with the
-// same parameters.
+// writes (and optionally reads). It is the emulation used where the kernel
+// testbed (internal/testbed: network namespaces and tc tbf) is not
+// available — loopback plus a shaper with the same parameters. SleepUntil
+// waits precisely for short times: how the workers hold an arriving message
+// for an emulated latency (transport.MeshConfig.Latency).
 //
 // The bucket is a GCRA (generic cell rate algorithm): every byte advances a
 // theoretical arrival time by 1/rate, and a write waits while that time runs
@@ -11,7 +12,6 @@
 package shaper
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"time"
@@ -90,17 +90,6 @@ type Options struct {
 	WriteRate, ReadRate float64
 	// Burst is the bucket depth in bytes (0: DefaultBurst).
 	Burst int
-	// Latency delays every Write: its bytes reach the peer no earlier than
-	// Latency after the Write call (propagation delay, applied before the
-	// rate limit). Writes return without waiting for the delay; up to
-	// QueueBytes bytes are buffered. A goroutine of the writing process
-	// sends them when due, so they wait for that process to be scheduled:
-	// the workers hold arriving messages instead (transport.MeshConfig.
-	// Latency), which a busy sender cannot delay.
-	Latency time.Duration
-	// QueueBytes bounds the bytes buffered for the latency (0: enough for
-	// Latency at WriteRate plus one burst, at least 1 MiB).
-	QueueBytes int
 	// WriteLimiter and ReadLimiter, when set, are used instead of fresh
 	// limiters built from the rates, so several connections can share one
 	// bucket.
@@ -112,12 +101,6 @@ func Wrap(c net.Conn, bytesPerSec float64) net.Conn {
 	return New(c, Options{WriteRate: bytesPerSec})
 }
 
-// WrapLatency returns c with writes limited to bytesPerSec and every write
-// delayed by latency.
-func WrapLatency(c net.Conn, bytesPerSec float64, latency time.Duration) net.Conn {
-	return New(c, Options{WriteRate: bytesPerSec, Latency: latency})
-}
-
 // New returns c shaped as o says.
 func New(c net.Conn, o Options) net.Conn {
 	s := &Conn{Conn: c, w: o.WriteLimiter, r: o.ReadLimiter}
@@ -127,18 +110,6 @@ func New(c net.Conn, o Options) net.Conn {
 	if s.r == nil && o.ReadRate > 0 {
 		s.r = NewLimiter(o.ReadRate, o.Burst)
 	}
-	if o.Latency > 0 {
-		q := o.QueueBytes
-		if q <= 0 {
-			rate := o.WriteRate
-			if s.w != nil {
-				rate = s.w.Rate()
-			}
-			q = int(rate*o.Latency.Seconds()) + 2*DefaultBurst
-			q = max(q, 1<<20)
-		}
-		s.lat = newDelayLine(c, s.w, o.Latency, q)
-	}
 	return s
 }
 
@@ -146,16 +117,11 @@ func New(c net.Conn, o Options) net.Conn {
 type Conn struct {
 	net.Conn
 	w, r *Limiter
-	lat  *delayLine
 	wmu  sync.Mutex // serializes writes so chunks of one Write stay together
 }
 
-// Write sends p at the shaped rate (and, with a latency, returns once p is
-// queued).
+// Write sends p at the shaped rate.
 func (c *Conn) Write(p []byte) (int, error) {
-	if c.lat != nil {
-		return c.lat.write(p)
-	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return shapedWrite(c.Conn, c.w, p)
@@ -195,163 +161,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// Close flushes bytes still held for the latency (waiting at most one
-// second past their due time) and closes the connection.
-func (c *Conn) Close() error {
-	if c.lat != nil {
-		c.lat.close()
-	}
-	return c.Conn.Close()
-}
-
-// CloseWrite flushes delayed bytes and half-closes the connection when the
-// underlying one supports it (TCP).
-func (c *Conn) CloseWrite() error {
-	if c.lat != nil {
-		c.lat.close()
-		if err := c.lat.error(); err != nil {
-			return err
-		}
-	}
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.New("shaper: underlying connection has no CloseWrite")
-}
-
-// delayLine holds written messages until their latency has passed and then
-// sends them through the write limiter, in order, from one goroutine.
-type delayLine struct {
-	c       net.Conn
-	l       *Limiter
-	latency time.Duration
-	limit   int
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	queue  []message
-	queued int
-	closed bool
-	err    error
-	done   chan struct{}
-}
-
-type message struct {
-	due  time.Time
-	data []byte
-}
-
-func newDelayLine(c net.Conn, l *Limiter, latency time.Duration, limit int) *delayLine {
-	d := &delayLine{c: c, l: l, latency: latency, limit: limit, done: make(chan struct{})}
-	d.cond = sync.NewCond(&d.mu)
-	go d.run()
-	return d
-}
-
-// write queues a copy of p. It blocks while the queue is full.
-func (d *delayLine) write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for d.queued > 0 && d.queued+len(p) > d.limit && !d.closed && d.err == nil {
-		d.cond.Wait()
-	}
-	if d.err != nil {
-		return 0, d.err
-	}
-	if d.closed {
-		return 0, net.ErrClosed
-	}
-	d.queue = append(d.queue, message{due: time.Now().Add(d.latency), data: append([]byte(nil), p...)})
-	d.queued += len(p)
-	d.cond.Broadcast()
-	return len(p), nil
-}
-
-func (d *delayLine) run() {
-	defer close(d.done)
-	for {
-		d.mu.Lock()
-		for len(d.queue) == 0 && !d.closed {
-			d.cond.Wait()
-		}
-		if len(d.queue) == 0 {
-			d.mu.Unlock()
-			return
-		}
-		m := d.queue[0]
-		d.mu.Unlock()
-
-		if w := time.Until(m.due); w > 0 {
-			sleep(w)
-		}
-		_, err := shapedWrite(d.c, d.l, m.data)
-
-		d.mu.Lock()
-		d.queue[0] = message{}
-		d.queue = d.queue[1:]
-		d.queued -= len(m.data)
-		if err != nil && d.err == nil {
-			d.err = err
-		}
-		d.cond.Broadcast()
-		stop := d.err != nil
-		d.mu.Unlock()
-		if stop {
-			return
-		}
-	}
-}
-
-// close stops accepting writes and waits for the queue to drain (at most
-// one second past the last message's due time).
-func (d *delayLine) close() {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		<-d.done
-		return
-	}
-	d.closed = true
-	var last time.Time
-	if n := len(d.queue); n > 0 {
-		last = d.queue[n-1].due
-	}
-	d.cond.Broadcast()
-	d.mu.Unlock()
-	select {
-	case <-d.done:
-	case <-time.After(time.Until(last) + time.Second):
-	}
-}
-
-func (d *delayLine) error() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.err
-}
-
-// Listener wraps every connection accepted by ln with New(c, o). Limiters
-// in o are shared by all accepted connections.
-func Listener(ln net.Listener, o Options) net.Listener {
-	return &listener{Listener: ln, o: o}
-}
-
-type listener struct {
-	net.Listener
-	o Options
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return New(c, l.o), nil
 }
 
 // SleepUntil waits until t, precisely for short waits (see sleep): how an
