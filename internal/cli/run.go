@@ -289,10 +289,6 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	if err != nil {
 		return err
 	}
-	// The measured peak is that of the last of --warmup + --repeat requests
-	// after a fresh deployment: the garbage the workers can hold is bounded
-	// by what that many requests allocate (cost.Params.Requests).
-	pr.Params.Requests = rf.warmup + rf.repeat
 	var p *plan.Plan
 	if loaded != nil {
 		if err := planner.Validate(loaded, pr); err != nil {
@@ -306,7 +302,6 @@ func runRun(cmd *cobra.Command, rf *runFlags, arg string) error {
 	if rf.repeatTime > 0 && p.Prediction != nil && p.Prediction.LatencyMS > 0 {
 		more := int(math.Ceil(float64(rf.repeatTime.Milliseconds()) / p.Prediction.LatencyMS))
 		rf.repeat = max(rf.repeat, min(more, 1000))
-		pr.Params.Requests = rf.warmup + rf.repeat
 	}
 	hash := planHash(p)
 	tl, err := planner.Evaluate(pr, p)

@@ -36,15 +36,10 @@ type Params struct {
 	// worker.DefaultGCPercent). What a request allocates outside the arena
 	// (its input and output regions, received and extracted send regions)
 	// is freed by the collector, which lets the heap grow to
-	// (1+GCPercent/100) times the live heap before it collects; the
-	// resident set keeps those pages.
+	// (1+GCPercent/100) times the live heap before it collects. A worker
+	// makes those pages resident when it is deployed (so that requests do
+	// not fault them in), and keeps them.
 	GCPercent int
-	// Requests is the number of requests a worker has served since its
-	// deployment when its peak is taken: the garbage it can have
-	// accumulated is at most Requests times what one request allocates.
-	// 0 means many (the steady state, what the planner checks against a
-	// device's memory).
-	Requests int
 	// Calibration is, per device, measured / estimated time of the model's
 	// nodes (CalibrationFor): a compute step of node n on device d takes
 	// Calibration[d][n].Factor times the class model's estimate. Nil or
@@ -501,58 +496,17 @@ func PeakMemoryBytes(p *partition.Program, prm Params, limit int64) int64 {
 			break
 		}
 	}
-	h := gcHeadroomBytes(p, arena, live, prm)
+	h := gcHeadroomBytes(live, prm)
 	if limit > 0 {
 		h = max(0, min(h, limit-live-over))
 	}
 	return live + h + over
 }
 
-// gcHeadroomBytes is the garbage the heap may hold on top of live bytes:
-// GCPercent of the live heap, but no more than the requests served so far
-// have allocated.
-func gcHeadroomBytes(p *partition.Program, arena *partition.Arena, live int64, prm Params) int64 {
-	h := live * int64(prm.GCPercent) / 100
-	if prm.Requests > 0 {
-		h = min(h, int64(prm.Requests)*allocBytesPerRequest(p, arena))
-	}
-	return h
-}
-
-// allocBytesPerRequest is what one request allocates on a device (and
-// leaves to the garbage collector): the non-view compute outputs and
-// allocated regions outside its arena (graph outputs, non-float tensors),
-// every received tensor and every extracted send region.
-func allocBytesPerRequest(p *partition.Program, arena *partition.Arena) int64 {
-	var b int64
-	size := func(name string) int64 {
-		if _, isConst := p.Consts[name]; isConst {
-			return 0
-		}
-		if _, inArena := arena.Buffer[name]; inArena {
-			return 0
-		}
-		v := p.Values[name]
-		return int64(v.Shape.Numel()) * int64(v.DType.Size())
-	}
-	for _, s := range p.Steps {
-		switch s.Kind {
-		case partition.Compute:
-			if isView(s.Node.Op) {
-				continue
-			}
-			for _, o := range s.Node.Outputs {
-				if o != "" {
-					b += size(o)
-				}
-			}
-		case partition.Alloc:
-			b += size(s.Dst)
-		case partition.Send, partition.Recv:
-			b += s.Bytes
-		}
-	}
-	return b
+// gcHeadroomBytes is the garbage the heap holds on top of live bytes:
+// GCPercent of the live heap, made resident by the worker at deployment.
+func gcHeadroomBytes(live int64, prm Params) int64 {
+	return live * int64(prm.GCPercent) / 100
 }
 
 // PackedWeightBytes is the memory of the GEMM-panel copies the kernels make

@@ -402,10 +402,10 @@ func (cs *coordSession) deploy(d *Deploy) error {
 	s.dep = dep
 	s.mu.Unlock()
 	// Collect what deploying left behind (decoded messages, the previous
-	// deployment) now, so the first requests do not pay for it; requests
-	// themselves allocate little (the runner's arena is reused).
-	debug.FreeOSMemory()
-	slog.Info("deployed", "worker", s.opt.Name, "device", d.Device, "plan", d.PlanHash, "weights", weights)
+	// deployment) now, and have the heap's steady-state headroom resident
+	// before the first request.
+	warm := settleHeap(s.opt.GCPercent, s.opt.MemoryLimit)
+	slog.Info("deployed", "worker", s.opt.Name, "device", d.Device, "plan", d.PlanHash, "weights", weights, "heap_headroom", warm)
 	return c.WriteControl(0, Reply{Type: "deployed", Status: s.status()})
 }
 
