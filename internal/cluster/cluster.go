@@ -114,6 +114,31 @@ func (s *Spec) NetSecondsPerMessage(d int) float64 {
 type Link struct {
 	Bandwidth Bandwidth `yaml:"bandwidth" json:"bandwidth"`
 	LatencyMS float64   `yaml:"latency_ms" json:"latency_ms"`
+	// BurstBytes is what the link passes at once after it idled, beyond
+	// its bandwidth: the depth of a rate limiter's token bucket (tc tbf
+	// on the testbed, the shaper in process), which refills at the
+	// bandwidth while the link carries less. 0: none (a wire).
+	BurstBytes float64 `yaml:"burst_bytes,omitempty" json:"burst_bytes,omitempty"`
+	// ShareSpread is how unevenly the connections a device keeps to
+	// several peers share its link when they send at once: the standard
+	// deviation of the logarithm of their shares (TCP connections through
+	// one FIFO queue take unequal, changing shares; 0: max-min fair).
+	ShareSpread float64 `yaml:"share_spread,omitempty" json:"share_spread,omitempty"`
+}
+
+// check reports what is wrong with a link's figures.
+func (l Link) check() error {
+	switch {
+	case l.Bandwidth <= 0:
+		return fmt.Errorf("bandwidth must be positive")
+	case l.LatencyMS < 0:
+		return fmt.Errorf("latency_ms must not be negative")
+	case l.BurstBytes < 0:
+		return fmt.Errorf("burst_bytes must not be negative")
+	case l.ShareSpread < 0 || l.ShareSpread > 3:
+		return fmt.Errorf("share_spread %g: want 0 (fair) to 3", l.ShareSpread)
+	}
+	return nil
 }
 
 // LinkOverride sets the link of one device pair (both directions).
@@ -196,8 +221,8 @@ func (s *Spec) Validate() error {
 	if s.Topology != Switched && s.Topology != Shared {
 		return fmt.Errorf("topology %q: want %q or %q", s.Topology, Switched, Shared)
 	}
-	if s.Link.Bandwidth <= 0 {
-		return fmt.Errorf("link bandwidth must be positive")
+	if err := s.Link.check(); err != nil {
+		return fmt.Errorf("link: %w", err)
 	}
 	seen := map[string]bool{}
 	for i, d := range s.Devices {
@@ -232,8 +257,8 @@ func (s *Spec) Validate() error {
 		if !seen[l.A] || !seen[l.B] {
 			return fmt.Errorf("link %s–%s names an unknown device", l.A, l.B)
 		}
-		if l.Bandwidth <= 0 {
-			return fmt.Errorf("link %s–%s: bandwidth must be positive", l.A, l.B)
+		if err := l.Link.check(); err != nil {
+			return fmt.Errorf("link %s–%s: %w", l.A, l.B, err)
 		}
 	}
 	return nil

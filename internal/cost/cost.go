@@ -181,23 +181,29 @@ type msgKey struct{ from, to, tag int }
 //
 // Devices under a CFS bandwidth limit (spec.CFS) are simulated period by
 // period, and where their periods start relative to each other and to the
-// request is chance: Predict then simulates CFSSamples requests with
-// different period phases (fixed seed: the same programs and spec always
-// give the same answer) and reports their mean latency with the timeline
-// of the sample closest to it.
+// request is chance; so are the shares connections get of a link (the
+// spec's share_spread). Predict then simulates CFSSamples requests with
+// different period phases and connection weights (fixed seeds: the same
+// programs and spec always give the same answer) and reports their mean
+// latency with the timeline of the sample closest to it.
 func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Prediction, *Timeline, error) {
 	n := len(ps.Devices)
 	if n != spec.N() {
 		return nil, nil, fmt.Errorf("programs for %d devices, cluster has %d", n, spec.N())
 	}
-	limited := false
+	limited, uneven := false, false
 	for d := 0; d < n; d++ {
 		if _, _, ok := spec.CFS(d); ok {
 			limited = true
 		}
+		for e := 0; e < n; e++ {
+			if e != d && spec.LinkBetween(d, e).ShareSpread > 0 {
+				uneven = true
+			}
+		}
 	}
-	if !limited {
-		return predict(ps, spec, prm, nil)
+	if !limited && !uneven {
+		return predict(ps, spec, prm, nil, nil)
 	}
 	rng := rand.New(rand.NewPCG(1, uint64(n)))
 	type sample struct {
@@ -207,13 +213,20 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 	var samples []sample
 	mean := 0.0
 	for k := 0; k < CFSSamples; k++ {
-		phase := make([]float64, n)
-		for d := range phase {
-			if _, per, ok := spec.CFS(d); ok {
-				phase[d] = rng.Float64() * per
+		var phase []float64
+		if limited {
+			phase = make([]float64, n)
+			for d := range phase {
+				if _, per, ok := spec.CFS(d); ok {
+					phase[d] = rng.Float64() * per
+				}
 			}
 		}
-		pred, tl, err := predict(ps, spec, prm, phase)
+		var weights *rand.Rand
+		if uneven {
+			weights = rand.New(rand.NewPCG(2, uint64(k)))
+		}
+		pred, tl, err := predict(ps, spec, prm, phase, weights)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -231,8 +244,9 @@ func Predict(ps *partition.Programs, spec *cluster.Spec, prm Params) (*plan.Pred
 }
 
 // predict is one simulation; phase[d] is device d's period phase (nil:
-// every device is fluid, running steadily at its profiled speed).
-func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []float64) (*plan.Prediction, *Timeline, error) {
+// every device is fluid, running steadily at its profiled speed); weights
+// draws the connections' shares (nil: even, see newNetwork).
+func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []float64, weights *rand.Rand) (*plan.Prediction, *Timeline, error) {
 	n := len(ps.Devices)
 	st := make([]devState, n)
 	lim := make([]*cfs, n)
@@ -291,7 +305,7 @@ func predict(ps *partition.Programs, spec *cluster.Spec, prm Params, phase []flo
 	// the smallest clock running one step, or the next message completing
 	// in the fluid network model (whichever is earlier), so messages start
 	// and share the links in time order.
-	nw := newNetwork(spec)
+	nw := newNetwork(spec, weights)
 	h := &clockHeap{}
 	for d := 0; d < n; d++ {
 		if len(ps.Devices[d].Steps) > 0 {

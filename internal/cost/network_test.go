@@ -27,7 +27,7 @@ func drain(nw *network) map[msgKey]float64 {
 // after two message times, not three.
 func TestNetworkAllGather(t *testing.T) {
 	spec := cluster.Uniform(3, 4, 0, 100, 0)
-	nw := newNetwork(spec)
+	nw := newNetwork(spec, nil)
 	for a := 0; a < 3; a++ {
 		for b := 0; b < 3; b++ {
 			if a != b {
@@ -47,7 +47,7 @@ func TestNetworkAllGather(t *testing.T) {
 func TestNetworkSharedAndCap(t *testing.T) {
 	spec := cluster.Uniform(3, 4, 0, 100, 0)
 	spec.Topology = cluster.Shared
-	nw := newNetwork(spec)
+	nw := newNetwork(spec, nil)
 	for a := 0; a < 3; a++ {
 		for b := 0; b < 3; b++ {
 			if a != b {
@@ -62,7 +62,7 @@ func TestNetworkSharedAndCap(t *testing.T) {
 	}
 	spec = cluster.Uniform(2, 4, 0, 100, 0)
 	spec.Links = []cluster.LinkOverride{{A: "dev0", B: "dev1", Link: cluster.Link{Bandwidth: 50}}}
-	nw = newNetwork(spec)
+	nw = newNetwork(spec, nil)
 	nw.add(&flow{key: msgKey{0, 1, 0}, remaining: 100, cap: 50})
 	if at := drain(nw)[msgKey{0, 1, 0}]; math.Abs(at-2) > 1e-9 {
 		t.Errorf("capped flow done at %g s, want 2", at)
@@ -72,7 +72,7 @@ func TestNetworkSharedAndCap(t *testing.T) {
 // Two flows into one device share its downlink; when one ends the other
 // speeds up: 100 and 300 bytes at 100 B/s end at 2 s and 4 s.
 func TestNetworkReshare(t *testing.T) {
-	nw := newNetwork(cluster.Uniform(3, 4, 0, 100, 0))
+	nw := newNetwork(cluster.Uniform(3, 4, 0, 100, 0), nil)
 	nw.add(&flow{key: msgKey{0, 2, 0}, remaining: 100, cap: 100})
 	nw.add(&flow{key: msgKey{1, 2, 0}, remaining: 300, cap: 100})
 	done := drain(nw)
@@ -84,7 +84,7 @@ func TestNetworkReshare(t *testing.T) {
 // Messages between the same two devices go in order on their connection:
 // the first is through after one message time, not after two.
 func TestNetworkPairFIFO(t *testing.T) {
-	nw := newNetwork(cluster.Uniform(2, 4, 0, 100, 0))
+	nw := newNetwork(cluster.Uniform(2, 4, 0, 100, 0), nil)
 	nw.add(&flow{key: msgKey{0, 1, 1}, remaining: 100, cap: 100})
 	nw.add(&flow{key: msgKey{0, 1, 2}, remaining: 100, cap: 100})
 	done := drain(nw)

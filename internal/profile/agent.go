@@ -36,13 +36,14 @@ type Hello struct {
 // Request is a control message from `iop profile` to a device.
 type Request struct {
 	// Type is "info", "bench-ops", "bench-layers", "bench-link",
-	// "bench-mesh" or "bench-msgs".
+	// "bench-mesh", "bench-msgs" or "bench-fanout".
 	Type     string           `json:"type"`
 	Ops      *OpsRequest      `json:"ops,omitempty"`
 	Layers   *LayersRequest   `json:"layers,omitempty"`
 	Link     *LinkRequest     `json:"link,omitempty"`
 	Mesh     *MeshRequest     `json:"mesh,omitempty"`
 	Messages *MessagesRequest `json:"messages,omitempty"`
+	Fanout   *FanoutRequest   `json:"fanout,omitempty"`
 }
 
 // Reply answers a Request (same Type, or "error").
@@ -55,7 +56,9 @@ type Reply struct {
 	Mesh   *MeshResult   `json:"mesh,omitempty"`
 	// Messages answers bench-msgs.
 	Messages *MessagesResult `json:"messages,omitempty"`
-	Error    string          `json:"error,omitempty"`
+	// Fanout answers bench-fanout.
+	Fanout *FanoutResult `json:"fanout,omitempty"`
+	Error  string        `json:"error,omitempty"`
 }
 
 // Info describes the measuring process's machine.
@@ -236,6 +239,15 @@ func Handle(ctx context.Context, req Request, opt AgentOptions) Reply {
 			return fail(err)
 		}
 		return Reply{Type: req.Type, Messages: res}
+	case "bench-fanout":
+		if req.Fanout == nil {
+			return fail(errors.New("bench-fanout needs peer addresses"))
+		}
+		res, err := MeasureFanout(ctx, opt.Dialer, *req.Fanout, opt.Limits)
+		if err != nil {
+			return fail(err)
+		}
+		return Reply{Type: req.Type, Fanout: res}
 	}
 	return fail(fmt.Errorf("unknown request %q", req.Type))
 }
@@ -245,7 +257,7 @@ func LinkTo(ctx context.Context, d Dialer, req LinkRequest, lim transport.Limits
 	req.defaults()
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.Seconds*float64(time.Second))+time.Minute)
 	defer cancel()
-	c, err := dialProbe(ctx, d, req.Peer, req.Rate, lim)
+	c, err := dialProbe(ctx, d, req.Peer, shaper.Options{WriteRate: req.Rate}, lim)
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", req.Peer, err)
 	}
@@ -254,14 +266,14 @@ func LinkTo(ctx context.Context, d Dialer, req LinkRequest, lim transport.Limits
 }
 
 // dialProbe connects to peer's ServeProbe (hello role "probe"), writes
-// shaped to rate in process if it is set.
-func dialProbe(ctx context.Context, d Dialer, peer string, rate float64, lim transport.Limits) (*transport.Conn, error) {
+// shaped in process as shape says (nothing set: unshaped).
+func dialProbe(ctx context.Context, d Dialer, peer string, shape shaper.Options, lim transport.Limits) (*transport.Conn, error) {
 	nc, err := d.Dial(ctx, peer)
 	if err != nil {
 		return nil, err
 	}
-	if rate > 0 {
-		nc = shaper.New(nc, shaper.Options{WriteRate: rate})
+	if shape.WriteRate > 0 || shape.WriteLimiter != nil {
+		nc = shaper.New(nc, shape)
 	}
 	c := transport.NewConn(nc, lim)
 	if err := c.WriteControl(0, Hello{Role: RoleProbe}); err != nil {

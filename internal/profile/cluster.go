@@ -32,6 +32,10 @@ type ClusterOptions struct {
 	// exchanges with every other at once for the CPU time per message
 	// (0: 300; negative: none, messages cost only their bytes).
 	MessageRounds int
+	// FanoutRounds is how many times each device (of three or more) sends
+	// a tensor to every other at once, for how unevenly its connections
+	// share its link (0: 8; negative: none, shares are even).
+	FanoutRounds int
 	// Model, when set, has its layers timed on every device (ModelLayers,
 	// MeasureLayers) into the spec's LayerMS[ModelKey]; Layers sets the
 	// budget and threads (its Layers field is filled here).
@@ -63,6 +67,10 @@ type DeviceReport struct {
 	// MessageCPUNS its CPU time per message beyond the message's bytes.
 	Messages     *MessagesResult `json:"messages,omitempty"`
 	MessageCPUNS float64         `json:"message_cpu_ns,omitempty"`
+	// Fanout is the device's fan-out measurement, ShareSpread the spread
+	// fitted to it.
+	Fanout      *FanoutResult `json:"fanout,omitempty"`
+	ShareSpread float64       `json:"share_spread,omitempty"`
 }
 
 // PairReport is one link's measurement (A sends to B).
@@ -181,6 +189,14 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 			progress("every device exchanging small messages with every other (network CPU per message)")
 			if err := measureMessages(ctx, spec, clients, opt, rep, out.Devices); err != nil {
 				return nil, nil, err
+			}
+		}
+		if opt.FanoutRounds >= 0 && len(spec.Devices) > 2 {
+			if err := measureFanout(ctx, spec, clients, opt, rep, &out.Link, progress); err != nil {
+				return nil, nil, err
+			}
+			for i := range out.Links {
+				out.Links[i].ShareSpread = out.Link.ShareSpread
 			}
 		}
 	}
@@ -308,6 +324,32 @@ func measureMessages(ctx context.Context, spec *cluster.Spec, clients []*Client,
 	return nil
 }
 
+// measureFanout has each device in turn send a tensor to every other at
+// once (FanoutRequest) and sets link's ShareSpread to the median of the
+// spreads fitted to each device's arrivals.
+func measureFanout(ctx context.Context, spec *cluster.Spec, clients []*Client, opt ClusterOptions, rep *Report, link *cluster.Link, progress func(string)) error {
+	var spreads []float64
+	for i, d := range spec.Devices {
+		progress(fmt.Sprintf("%s sending to every other device at once (how its connections share its link)", d.Name))
+		var peers []string
+		for j, e := range spec.Devices {
+			if j != i {
+				peers = append(peers, e.Address)
+			}
+		}
+		req := FanoutRequest{Peers: peers, Rounds: opt.FanoutRounds, Rate: opt.Link.Rate, LatencyMS: opt.Link.LatencyMS}
+		r, err := clients[i].Fanout(ctx, req)
+		if err != nil {
+			return fmt.Errorf("profile: device %s: fan-out: %w", d.Name, err)
+		}
+		sg := FitShareSpread(earlyShare(r.DoneNS), len(peers))
+		rep.Devices[i].Fanout, rep.Devices[i].ShareSpread = r, sg
+		spreads = append(spreads, sg)
+	}
+	link.ShareSpread = median(spreads)
+	return nil
+}
+
 // setNetCPU sets each device's CPU time per byte sent and received over
 // device links from the pair measurements (a pair is measured in one
 // direction, so the first device has no receive sample and the last no send
@@ -347,19 +389,20 @@ func setNetCPU(devs []cluster.Device, pairs []PairReport) {
 // and overrides for the pairs that differ from it by more than 15 % in
 // bandwidth or by more than half (and 0.2 ms) in latency.
 func summarizeLinks(pairs []PairReport) (cluster.Link, []cluster.LinkOverride) {
-	var bws, lats []float64
+	var bws, lats, bursts []float64
 	for _, p := range pairs {
 		bws = append(bws, p.Link.Bandwidth)
 		lats = append(lats, p.Link.LatencyMS)
+		bursts = append(bursts, p.Link.BurstBytes)
 	}
-	base := cluster.Link{Bandwidth: cluster.Bandwidth(roundRate(median(bws))), LatencyMS: roundMS(median(lats))}
+	base := cluster.Link{Bandwidth: cluster.Bandwidth(roundRate(median(bws))), LatencyMS: roundMS(median(lats)), BurstBytes: math.Round(median(bursts))}
 	var over []cluster.LinkOverride
 	for _, p := range pairs {
 		bw, lat := p.Link.Bandwidth, p.Link.LatencyMS
 		if math.Abs(bw-float64(base.Bandwidth)) > 0.15*float64(base.Bandwidth) ||
 			math.Abs(lat-base.LatencyMS) > max(0.5*base.LatencyMS, 0.2) {
 			over = append(over, cluster.LinkOverride{A: p.A, B: p.B,
-				Link: cluster.Link{Bandwidth: cluster.Bandwidth(roundRate(bw)), LatencyMS: roundMS(lat)}})
+				Link: cluster.Link{Bandwidth: cluster.Bandwidth(roundRate(bw)), LatencyMS: roundMS(lat), BurstBytes: math.Round(p.Link.BurstBytes)}})
 		}
 	}
 	return base, over

@@ -39,6 +39,7 @@ func TestClusterLoopbackShaped(t *testing.T) {
 		Link:          LinkRequest{Seconds: 0.6, Pings: 5, Rate: rate},
 		MeshSeconds:   0.6,
 		MessageRounds: 50,
+		FanoutRounds:  2,
 		Progress:      func(m string) { t.Log(m) },
 	})
 	if err != nil {
@@ -51,6 +52,18 @@ func TestClusterLoopbackShaped(t *testing.T) {
 		if b := p.Link.BurstBytes; p.A != "coordinator" && (b < 0.1*shaper.DefaultBurst || b > 1.5*shaper.DefaultBurst) {
 			t.Errorf("%s → %s: burst %.0f bytes, want about the shaper's %d", p.A, p.B, b, shaper.DefaultBurst)
 		}
+	}
+	if out.Link.BurstBytes <= 0 {
+		t.Errorf("spec link %+v: no burst", out.Link)
+	}
+	for _, d := range rep.Devices {
+		// Each device sent to its two peers at once, twice.
+		if d.Fanout == nil || len(d.Fanout.DoneNS) != 2 || len(d.Fanout.DoneNS[0]) != 2 {
+			t.Errorf("%s: fan-out not measured: %+v", d.Name, d.Fanout)
+		}
+	}
+	if sg := out.Link.ShareSpread; sg < 0 || sg > 3 {
+		t.Errorf("spec link share spread %g", sg)
 	}
 	for i, d := range rep.Devices {
 		// Every device streamed to both others and received from them.

@@ -70,7 +70,7 @@ func MeasureMessages(ctx context.Context, d Dialer, req MessagesRequest, lim tra
 		}
 	}()
 	for i, p := range req.Peers {
-		c, err := dialProbe(ctx, d, p, req.Rate, lim)
+		c, err := dialProbe(ctx, d, p, shaper.Options{WriteRate: req.Rate}, lim)
 		if err != nil {
 			return nil, fmt.Errorf("messages %s: %w", p, err)
 		}
