@@ -302,3 +302,34 @@ func TestMessageCPU(t *testing.T) {
 		}
 	}
 }
+
+// Uneven connection shares (share_spread) slow an all-gather, whose
+// devices wait for their slowest message, and are drawn with fixed seeds:
+// the same spec predicts the same latency. A single device is unchanged.
+func TestShareSpread(t *testing.T) {
+	g := tinyResNet(t)
+	for _, strategy := range []string{"single", "oc"} {
+		spec := cluster.Uniform(3, 4, 0, 12.5e6, 0.2)
+		ps := programs(t, g, spec, strategy)
+		predict := func(sigma float64) float64 {
+			s := *spec
+			s.Link.ShareSpread = sigma
+			pred, _, err := cost.Predict(ps, &s, cost.DefaultParams)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pred.LatencyMS
+		}
+		even, uneven := predict(0), predict(0.6)
+		t.Logf("%s: %.3f ms with even shares, %.3f with σ 0.6", strategy, even, uneven)
+		if again := predict(0.6); again != uneven {
+			t.Errorf("%s: %.6f then %.6f ms for the same spec", strategy, uneven, again)
+		}
+		if strategy == "single" && uneven != even {
+			t.Errorf("single: %.3f ms with uneven shares, %.3f without", uneven, even)
+		}
+		if strategy == "oc" && !(uneven > even) {
+			t.Errorf("oc: %.3f ms with uneven shares, not above %.3f with even ones", uneven, even)
+		}
+	}
+}

@@ -283,6 +283,30 @@ func dialProbe(ctx context.Context, d Dialer, peer string, shape shaper.Options,
 	return c, nil
 }
 
+// dialPeers connects to every peer's ServeProbe (dialProbe); on an error
+// it closes those it opened.
+func dialPeers(ctx context.Context, d Dialer, peers []string, shape shaper.Options, lim transport.Limits) ([]*transport.Conn, error) {
+	conns := make([]*transport.Conn, len(peers))
+	for i, p := range peers {
+		c, err := dialProbe(ctx, d, p, shape, lim)
+		if err != nil {
+			closeConns(conns)
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		conns[i] = c
+	}
+	return conns, nil
+}
+
+// closeConns closes every connection that is not nil.
+func closeConns(conns []*transport.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
 // Dialer opens connections: with Net (e.g. from inside a testbed
 // namespace) or plain TCP, then a TLS handshake when TLS is set. It is the
 // transport's dialer.

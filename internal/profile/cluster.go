@@ -346,7 +346,7 @@ func measureFanout(ctx context.Context, spec *cluster.Spec, clients []*Client, o
 		rep.Devices[i].Fanout, rep.Devices[i].ShareSpread = r, sg
 		spreads = append(spreads, sg)
 	}
-	link.ShareSpread = median(spreads)
+	link.ShareSpread = math.Round(median(spreads)*100) / 100
 	return nil
 }
 

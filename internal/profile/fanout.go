@@ -62,21 +62,13 @@ func MeasureFanout(ctx context.Context, d Dialer, req FanoutRequest, lim transpo
 	if req.Rate > 0 {
 		shape.WriteLimiter = shaper.NewLimiter(req.Rate, 0)
 	}
-	conns := make([]*transport.Conn, len(req.Peers))
-	defer func() {
+	conns, err := dialPeers(ctx, d, req.Peers, shape, lim)
+	if err != nil {
+		return nil, fmt.Errorf("fan-out: %w", err)
+	}
+	defer closeConns(conns)
+	if dl, ok := ctx.Deadline(); ok {
 		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	for i, p := range req.Peers {
-		c, err := dialProbe(ctx, d, p, shape, lim)
-		if err != nil {
-			return nil, fmt.Errorf("fan-out %s: %w", p, err)
-		}
-		conns[i] = c
-		if dl, ok := ctx.Deadline(); ok {
 			c.NetConn().SetDeadline(dl)
 		}
 	}

@@ -61,22 +61,14 @@ func MeasureMessages(ctx context.Context, d Dialer, req MessagesRequest, lim tra
 		req.Bytes = 4096
 	}
 	lat := msDuration(req.LatencyMS)
-	conns := make([]*transport.Conn, len(req.Peers))
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	for i, p := range req.Peers {
-		c, err := dialProbe(ctx, d, p, shaper.Options{WriteRate: req.Rate}, lim)
-		if err != nil {
-			return nil, fmt.Errorf("messages %s: %w", p, err)
-		}
-		conns[i] = c
+	conns, err := dialPeers(ctx, d, req.Peers, shaper.Options{WriteRate: req.Rate}, lim)
+	if err != nil {
+		return nil, fmt.Errorf("messages: %w", err)
+	}
+	defer closeConns(conns)
+	for i, c := range conns {
 		if err := c.WriteControl(0, probeMsg{Type: "echo"}); err != nil {
-			return nil, fmt.Errorf("messages %s: %w", p, err)
+			return nil, fmt.Errorf("messages %s: %w", req.Peers[i], err)
 		}
 	}
 	msg := tensor.New(tensor.Float32, tensor.Shape{req.Bytes / 4})
