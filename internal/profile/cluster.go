@@ -192,11 +192,8 @@ func Cluster(ctx context.Context, spec *cluster.Spec, opt ClusterOptions) (*clus
 			}
 		}
 		if opt.FanoutRounds >= 0 && len(spec.Devices) > 2 {
-			if err := measureFanout(ctx, spec, clients, opt, rep, &out.Link, progress); err != nil {
+			if err := measureFanout(ctx, spec, clients, opt, rep, &out, progress); err != nil {
 				return nil, nil, err
-			}
-			for i := range out.Links {
-				out.Links[i].ShareSpread = out.Link.ShareSpread
 			}
 		}
 	}
@@ -274,13 +271,7 @@ func onEvery(spec *cluster.Spec, what string, f func(i int, addrs []string, idx 
 	errs := make([]error, len(spec.Devices))
 	var wg sync.WaitGroup
 	for i := range spec.Devices {
-		var addrs []string
-		var idx []int
-		for j, d := range spec.Devices {
-			if j != i {
-				addrs, idx = append(addrs, d.Address), append(idx, j)
-			}
-		}
+		addrs, idx := peersOf(spec, i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -294,6 +285,16 @@ func onEvery(spec *cluster.Spec, what string, f func(i int, addrs []string, idx 
 		}
 	}
 	return nil
+}
+
+// peersOf returns the addresses and indices of every device but device i.
+func peersOf(spec *cluster.Spec, i int) (addrs []string, idx []int) {
+	for j, d := range spec.Devices {
+		if j != i {
+			addrs, idx = append(addrs, d.Address), append(idx, j)
+		}
+	}
+	return addrs, idx
 }
 
 // measureMessages has every device exchange small messages with every
@@ -325,18 +326,13 @@ func measureMessages(ctx context.Context, spec *cluster.Spec, clients []*Client,
 }
 
 // measureFanout has each device in turn send a tensor to every other at
-// once (FanoutRequest) and sets link's ShareSpread to the median of the
-// spreads fitted to each device's arrivals.
-func measureFanout(ctx context.Context, spec *cluster.Spec, clients []*Client, opt ClusterOptions, rep *Report, link *cluster.Link, progress func(string)) error {
+// once (FanoutRequest) and sets the ShareSpread of out's links to the
+// median of the spreads fitted to each device's arrivals.
+func measureFanout(ctx context.Context, spec *cluster.Spec, clients []*Client, opt ClusterOptions, rep *Report, out *cluster.Spec, progress func(string)) error {
 	var spreads []float64
 	for i, d := range spec.Devices {
 		progress(fmt.Sprintf("%s sending to every other device at once (how its connections share its link)", d.Name))
-		var peers []string
-		for j, e := range spec.Devices {
-			if j != i {
-				peers = append(peers, e.Address)
-			}
-		}
+		peers, _ := peersOf(spec, i)
 		req := FanoutRequest{Peers: peers, Rounds: opt.FanoutRounds, Rate: opt.Link.Rate, LatencyMS: opt.Link.LatencyMS}
 		r, err := clients[i].Fanout(ctx, req)
 		if err != nil {
@@ -346,7 +342,10 @@ func measureFanout(ctx context.Context, spec *cluster.Spec, clients []*Client, o
 		rep.Devices[i].Fanout, rep.Devices[i].ShareSpread = r, sg
 		spreads = append(spreads, sg)
 	}
-	link.ShareSpread = math.Round(median(spreads)*100) / 100
+	out.Link.ShareSpread = math.Round(median(spreads)*100) / 100
+	for i := range out.Links {
+		out.Links[i].ShareSpread = out.Link.ShareSpread
+	}
 	return nil
 }
 
