@@ -25,6 +25,9 @@
 #   REPEAT_TIME ...or as many as fit in this time by the predicted latency (iop run --repeat-time) [3s]
 #   REPROFILE  1: measure again even if $OUT/spec-n*.yaml exist [1]
 #   PROFILE_BUDGET operator-speed measuring time per worker [5s: iop profile's default]
+#   PAUSE_DAMON 1: switch the kernel's DAMON monitors (kdamond) off while measuring and back on after [1]:
+#              on these VMs a DAMON pass every 500 ms stalled the workers for tens of ms, every other
+#              request of a 250 ms model (docs/VALIDATION.md)
 # Needs root (the testbed). Prints the Markdown table; raw JSON in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +43,15 @@ REPEAT=${REPEAT:-5}
 REPEAT_TIME=${REPEAT_TIME:-3s}
 REPROFILE=${REPROFILE:-1}
 PROFILE_BUDGET=${PROFILE_BUDGET:-5s}
+PAUSE_DAMON=${PAUSE_DAMON:-1}
 mkdir -p "$OUT"
+damon_paused=()
+if [ "$PAUSE_DAMON" = 1 ]; then
+  for st in /sys/kernel/mm/damon/admin/kdamonds/*/state; do
+    if [ -w "$st" ] && [ "$(cat "$st")" = on ]; then echo off > "$st" && damon_paused+=("$st"); fi
+  done
+  trap 'for st in "${damon_paused[@]}"; do echo on > "$st"; done' EXIT
+fi
 if [ -z "${IOP:-}" ]; then
   go build -o "$OUT/iop" ./cmd/iop
   IOP=$OUT/iop
@@ -52,6 +63,7 @@ if [ "$REPROFILE" = 1 ]; then rm -f "$OUT"/spec-n*.yaml; fi
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet -- internal/cost internal/cli/run.go || echo ' (+ uncommitted cost/run changes)')"
   echo "quota: $QUOTA (CFS period $CPU_PERIOD), bandwidth: $BANDWIDTH, repeat: $REPEAT (at least $REPEAT_TIME), profile budget: $PROFILE_BUDGET"
+  echo "DAMON monitors paused: ${#damon_paused[@]}"
 } > "$OUT/meta.txt"
 start=$(date +%s)
 for n in $NS; do

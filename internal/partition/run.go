@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -36,6 +37,10 @@ type Event struct {
 	// CPU time over the device's share means the device was throttled,
 	// waiting, or crowded off its CPU.
 	CPU time.Duration `json:"cpu_ns,omitempty"`
+	// ThreadCPU is, for a compute step, the CPU time of the thread that
+	// ran it (Linux): all of a single-threaded kernel's, without what the
+	// process's other threads (connections, runtime) did meanwhile.
+	ThreadCPU time.Duration `json:"thread_cpu_ns,omitempty"`
 }
 
 // Runner executes one device's program; it holds the prepared kernels.
@@ -156,7 +161,12 @@ func (r *Runner) Run(ctx context.Context, pool *kernels.Pool, tr Transport, inpu
 				vals[name] = t
 				outs = append(outs, t)
 			}
-			if err := r.kernels[i].Run(pool, ins, outs); err != nil {
+			runtime.LockOSThread()
+			tc := cputime.Thread()
+			err := r.kernels[i].Run(pool, ins, outs)
+			ev.ThreadCPU = cputime.Thread() - tc
+			runtime.UnlockOSThread()
+			if err != nil {
 				return nil, events, fmt.Errorf("device %d: %v: %w", p.Device, s.Node, err)
 			}
 		case Alloc:
