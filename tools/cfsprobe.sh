@@ -15,7 +15,8 @@ for i in $(seq 0 $((N - 1))); do
   g=/sys/fs/cgroup/cpu/cfsprobe$$-$i
   mkdir "$g"; cg+=("$g")
   echo -1 > "$g/cpu.cfs_quota_us"; echo "$PERIOD_US" > "$g/cpu.cfs_period_us"
-  python3 -c "print(int($QUOTA*$PERIOD_US))" > "$g/cpu.cfs_quota_us"
+  q=$(awk -v q="$QUOTA" -v p="$PERIOD_US" 'BEGIN { printf "%d", q * p }')
+  echo "$q" > "$g/cpu.cfs_quota_us"
 done
 inside() { local g=$1; shift; bash -c 'echo $$ > '"$g"'/tasks; exec "$@"' _ "$@"; }
 echo "kernel $(uname -r), quota $QUOTA of a core, period ${PERIOD_US} us"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -157,10 +158,14 @@ func deployRun(t testing.TB, co *Coordinator, m *testModel, strategy string, n i
 	// The workers share this machine's clock: each program starts within
 	// the request, and its last step ends before the request does.
 	lat := float64(res.Latency) / 1e6
-	var cpu time.Duration
+	var cpu, threadCPU time.Duration
 	for d, dr := range res.Devices {
 		for _, e := range dr.Events {
 			cpu += e.CPU
+			if e.ThreadCPU != 0 && e.Kind != "compute" {
+				t.Errorf("%s/%s/n%d: device %d: thread CPU on a %s step", m.name, strategy, n, d, e.Kind)
+			}
+			threadCPU += e.ThreadCPU
 		}
 		end := dr.StartMS
 		if len(dr.Events) > 0 {
@@ -172,6 +177,9 @@ func deployRun(t testing.TB, co *Coordinator, m *testModel, strategy string, n i
 	}
 	if cputime.Available() && cpu <= 0 {
 		t.Errorf("%s/%s/n%d: the traces record no CPU time", m.name, strategy, n)
+	}
+	if runtime.GOOS == "linux" && threadCPU <= 0 {
+		t.Errorf("%s/%s/n%d: the traces record no thread CPU time for the compute steps", m.name, strategy, n)
 	}
 	return res
 }

@@ -11,7 +11,7 @@
 //
 // "CPU" here is the thread's own running time: the wall time it spends
 // between gaps shorter than 50 µs (a gap of more is time the kernel did not
-// run it).
+// run it); spin's stalls are the gaps of more than 0.2 ms.
 package main
 
 import (
@@ -25,7 +25,13 @@ import (
 	"time"
 )
 
-const gap = 50 * time.Microsecond
+// gap: a pause longer than this is time the kernel did not run the
+// thread; stall: a pause longer than this is the CFS limit (interrupts and
+// the like take well under 0.2 ms).
+const (
+	gap   = 50 * time.Microsecond
+	stall = 200 * time.Microsecond
+)
 
 func main() {
 	if len(os.Args) < 2 {
@@ -88,10 +94,12 @@ func spin(dur time.Duration) {
 	var ran time.Duration
 	for time.Since(t0) < dur {
 		now := time.Now()
-		if d := now.Sub(last); d > gap {
+		d := now.Sub(last)
+		if d > stall {
 			runs, stalls = append(runs, ms1(last.Sub(from))), append(stalls, ms1(d))
 			from = now
-		} else {
+		}
+		if d < gap {
 			ran += d
 		}
 		last = now
