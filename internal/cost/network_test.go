@@ -2,6 +2,7 @@ package cost
 
 import (
 	"math"
+	"sort"
 	"testing"
 
 	"github.com/iop-edge/iop/internal/cluster"
@@ -20,6 +21,42 @@ func drain(nw *network) map[msgKey]float64 {
 			done[f.key] = nw.now
 		}
 	}
+}
+
+// sendAll puts messages of the given sizes (bytes) on nw at once, each
+// capped at rate, and checks when each is through (seconds from now).
+func sendAll(t *testing.T, nw *network, rate float64, size, want map[msgKey]float64) {
+	t.Helper()
+	start := nw.now
+	for _, k := range sortedKeys(size) {
+		nw.add(&flow{key: k, remaining: size[k], cap: rate})
+	}
+	done := drain(nw)
+	for k, w := range want {
+		if at, ok := done[k]; !ok || math.Abs(at-start-w) > 1e-9 {
+			t.Errorf("message %v through at %g s, want %g (all: %v)", k, at-start, w, done)
+		}
+	}
+}
+
+// sortedKeys orders messages by sender, receiver and tag: the order in
+// which sendAll adds them (a pair's messages queue in that order).
+func sortedKeys(m map[msgKey]float64) []msgKey {
+	ks := make([]msgKey, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		a, b := ks[i], ks[j]
+		if a.from != b.from {
+			return a.from < b.from
+		}
+		if a.to != b.to {
+			return a.to < b.to
+		}
+		return a.tag < b.tag
+	})
+	return ks
 }
 
 // An all-gather among three devices on a switched network: each uplink and
@@ -73,24 +110,14 @@ func TestNetworkSharedAndCap(t *testing.T) {
 // speeds up: 100 and 300 bytes at 100 B/s end at 2 s and 4 s.
 func TestNetworkReshare(t *testing.T) {
 	nw := newNetwork(cluster.Uniform(3, 4, 0, 100, 0), nil)
-	nw.add(&flow{key: msgKey{0, 2, 0}, remaining: 100, cap: 100})
-	nw.add(&flow{key: msgKey{1, 2, 0}, remaining: 300, cap: 100})
-	done := drain(nw)
-	if math.Abs(done[msgKey{0, 2, 0}]-2) > 1e-9 || math.Abs(done[msgKey{1, 2, 0}]-4) > 1e-9 {
-		t.Errorf("completions %v, want 2 s and 4 s", done)
-	}
+	sendAll(t, nw, 100, map[msgKey]float64{{0, 2, 0}: 100, {1, 2, 0}: 300}, map[msgKey]float64{{0, 2, 0}: 2, {1, 2, 0}: 4})
 }
 
 // Messages between the same two devices go in order on their connection:
 // the first is through after one message time, not after two.
 func TestNetworkPairFIFO(t *testing.T) {
 	nw := newNetwork(cluster.Uniform(2, 4, 0, 100, 0), nil)
-	nw.add(&flow{key: msgKey{0, 1, 1}, remaining: 100, cap: 100})
-	nw.add(&flow{key: msgKey{0, 1, 2}, remaining: 100, cap: 100})
-	done := drain(nw)
-	if math.Abs(done[msgKey{0, 1, 1}]-1) > 1e-9 || math.Abs(done[msgKey{0, 1, 2}]-2) > 1e-9 {
-		t.Errorf("completions %v, want 1 s and 2 s", done)
-	}
+	sendAll(t, nw, 100, map[msgKey]float64{{0, 1, 1}: 100, {0, 1, 2}: 100}, map[msgKey]float64{{0, 1, 1}: 1, {0, 1, 2}: 2})
 }
 
 // A link that idled passes its bucket at once: on 100 B/s links with a
@@ -101,26 +128,14 @@ func TestNetworkBurst(t *testing.T) {
 	spec := cluster.Uniform(2, 4, 0, 100, 0)
 	spec.Link.BurstBytes = 50
 	nw := newNetwork(spec, nil)
-	nw.add(&flow{key: msgKey{0, 1, 1}, remaining: 40, cap: 100})
-	nw.add(&flow{key: msgKey{0, 1, 2}, remaining: 100, cap: 100})
-	done := drain(nw)
-	if math.Abs(done[msgKey{0, 1, 1}]) > 1e-9 || math.Abs(done[msgKey{0, 1, 2}]-0.9) > 1e-9 {
-		t.Errorf("completions %v, want 0 s and 0.9 s", done)
-	}
+	sendAll(t, nw, 100, map[msgKey]float64{{0, 1, 1}: 40, {0, 1, 2}: 100}, map[msgKey]float64{{0, 1, 1}: 0, {0, 1, 2}: 0.9})
+	// After 0.5 s idle: 50 bytes at once, 100 at the rate.
 	nw.advance(nw.now + 0.5)
-	nw.add(&flow{key: msgKey{0, 1, 3}, remaining: 150, cap: 100})
-	start := nw.now
-	if at := drain(nw)[msgKey{0, 1, 3}]; math.Abs(at-start-1) > 1e-9 {
-		t.Errorf("after 0.5 s idle a 150-byte message took %g s, want 1 (50 at once, 100 at the rate)", at-start)
-	}
+	sendAll(t, nw, 100, map[msgKey]float64{{0, 1, 3}: 150}, map[msgKey]float64{{0, 1, 3}: 1})
 	// A pair whose link has no bucket (an override without burst_bytes)
 	// passes at its rate from the first byte.
 	spec.Links = []cluster.LinkOverride{{A: "dev0", B: "dev1", Link: cluster.Link{Bandwidth: 100}}}
-	nw = newNetwork(spec, nil)
-	nw.add(&flow{key: msgKey{0, 1, 1}, remaining: 40, cap: 100})
-	if at := drain(nw)[msgKey{0, 1, 1}]; math.Abs(at-0.4) > 1e-9 {
-		t.Errorf("without a bucket the message took %g s, want 0.4", at)
-	}
+	sendAll(t, newNetwork(spec, nil), 100, map[msgKey]float64{{0, 1, 1}: 40}, map[msgKey]float64{{0, 1, 1}: 0.4})
 }
 
 // Connections share a link in proportion to their weights: from one
@@ -130,10 +145,5 @@ func TestNetworkBurst(t *testing.T) {
 func TestNetworkWeightedShare(t *testing.T) {
 	nw := newNetwork(cluster.Uniform(3, 4, 0, 100, 0), nil)
 	nw.weight[0][1], nw.weight[0][2] = 3, 1
-	nw.add(&flow{key: msgKey{0, 1, 0}, remaining: 100, cap: 100})
-	nw.add(&flow{key: msgKey{0, 2, 0}, remaining: 100, cap: 100})
-	done := drain(nw)
-	if math.Abs(done[msgKey{0, 1, 0}]-4.0/3) > 1e-9 || math.Abs(done[msgKey{0, 2, 0}]-2) > 1e-9 {
-		t.Errorf("completions %v, want 4/3 s and 2 s", done)
-	}
+	sendAll(t, nw, 100, map[msgKey]float64{{0, 1, 0}: 100, {0, 2, 0}: 100}, map[msgKey]float64{{0, 1, 0}: 4.0 / 3, {0, 2, 0}: 2})
 }

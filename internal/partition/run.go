@@ -37,9 +37,10 @@ type Event struct {
 	// CPU time over the device's share means the device was throttled,
 	// waiting, or crowded off its CPU.
 	CPU time.Duration `json:"cpu_ns,omitempty"`
-	// ThreadCPU is, for a compute step, the CPU time of the thread that
-	// ran it (Linux): all of a single-threaded kernel's, without what the
-	// process's other threads (connections, runtime) did meanwhile.
+	// ThreadCPU is, for a compute step of a single-threaded kernel pool,
+	// the CPU time of the thread that ran it (Linux): the kernel's own,
+	// without what the process's other threads (connections, runtime) did
+	// meanwhile. Zero with several kernel threads.
 	ThreadCPU time.Duration `json:"thread_cpu_ns,omitempty"`
 }
 
@@ -161,11 +162,18 @@ func (r *Runner) Run(ctx context.Context, pool *kernels.Pool, tr Transport, inpu
 				vals[name] = t
 				outs = append(outs, t)
 			}
-			runtime.LockOSThread()
-			tc := cputime.Thread()
-			err := r.kernels[i].Run(pool, ins, outs)
-			ev.ThreadCPU = cputime.Thread() - tc
-			runtime.UnlockOSThread()
+			var err error
+			if pool.Threads() == 1 {
+				// The kernel runs on this goroutine alone: its thread's
+				// CPU is the step's own.
+				runtime.LockOSThread()
+				tc := cputime.Thread()
+				err = r.kernels[i].Run(pool, ins, outs)
+				ev.ThreadCPU = cputime.Thread() - tc
+				runtime.UnlockOSThread()
+			} else {
+				err = r.kernels[i].Run(pool, ins, outs)
+			}
 			if err != nil {
 				return nil, events, fmt.Errorf("device %d: %v: %w", p.Device, s.Node, err)
 			}
