@@ -38,7 +38,7 @@ func newTestbedUpCmd() *cobra.Command {
 		bandwidth, cpuQuota, mem string
 		latency                  float64
 		prefix, writeCluster     string
-		subnet, port             int
+		subnet, port, mtu        int
 		noHostLink               bool
 		cpuPeriod                time.Duration
 	)
@@ -49,7 +49,7 @@ func newTestbedUpCmd() *cobra.Command {
   iop testbed up --devices 3 --bandwidth 50Mbps --cpu-quota 1,0.5,0.25 --prefix hetero`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := testbed.Config{Devices: devices, LatencyMS: latency, Prefix: prefix, Subnet: subnet, HostLink: !noHostLink, CPUPeriod: cpuPeriod}
+			c := testbed.Config{Devices: devices, LatencyMS: latency, Prefix: prefix, Subnet: subnet, HostLink: !noHostLink, CPUPeriod: cpuPeriod, MTU: mtu}
 			bws, err := parseList(bandwidth, devices, func(s string) (float64, error) {
 				if s == "0" || s == "none" {
 					return 0, nil
@@ -108,6 +108,7 @@ func newTestbedUpCmd() *cobra.Command {
 	f.Float64Var(&latency, "latency", 0, "per-message latency in ms (recorded for workers and the cost model; the kernel does not apply it)")
 	f.StringVar(&cpuQuota, "cpu-quota", "0", "CPU quota as a fraction of one core (0: none); a comma list gives one per device")
 	f.DurationVar(&cpuPeriod, "cpu-period", 0, "CFS period of the CPU quotas (0: 5ms, or 1ms/quota when longer, so a device runs steadily slower rather than in stalled bursts)")
+	f.IntVar(&mtu, "mtu", testbed.DefaultMTU, "MTU of the links (jumbo frames by default: at 1500 bytes the shaping's per-packet interrupts cost the host's CPUs about 16 ns per byte, billed to whichever device is running)")
 	f.StringVar(&mem, "memory", "0", "memory limit, e.g. 512MiB (0: none); a comma list gives one per device")
 	f.StringVar(&prefix, "prefix", testbed.DefaultPrefix, "name prefix (lower-case letters and digits) so several beds can coexist")
 	f.IntVar(&subnet, "subnet", 0, "use 10.N.0.0/24 (0: pick a free one)")

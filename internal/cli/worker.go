@@ -39,6 +39,7 @@ func newWorkerCmd() *cobra.Command {
 		maxFrame int
 		gcPct    int
 		cpuProf  string
+		steady   bool
 		tf       tlsFlags
 	)
 	cmd := &cobra.Command{
@@ -64,6 +65,13 @@ shard and activations do not fit is refused.`,
 			}
 			if fault != "" && !slices.Contains(worker.Faults, fault) {
 				return usageError{fmt.Errorf("--fault %q: want one of %v", fault, worker.Faults)}
+			}
+			if steady {
+				// Returns only if GODEBUG already sets schedtrace (or the
+				// exec failed: then run as is).
+				if err := worker.SteadySysmon(); err != nil {
+					slog.Warn("running with the Go runtime's default sysmon", "err", err)
+				}
 			}
 			opt := worker.Options{Name: name, MemoryLimit: lim, Threads: threads, Fault: fault, GCPercent: gcPct,
 				Limits: transport.Limits{MaxFrame: maxFrame}}
@@ -102,6 +110,7 @@ shard and activations do not fit is refused.`,
 	f.IntVar(&threads, "threads", 0, "kernel threads (0: as the coordinator says, else all cores)")
 	f.IntVar(&maxFrame, "max-frame", transport.DefaultMaxFrame, "largest frame payload accepted, in bytes")
 	f.IntVar(&gcPct, "gc-percent", worker.DefaultGCPercent, "garbage collector target (GOGC) of the worker process")
+	f.BoolVar(&steady, "steady-sysmon", true, "re-execute once with GODEBUG="+worker.SteadySysmonSetting+": the Go runtime's monitor thread then polls every 10 ms instead of every 20 µs after each idle spell, preempting the kernels far less (an existing GODEBUG schedtrace setting is kept)")
 	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile (go tool pprof) of the worker's life to this file, and its allocations to FILE.allocs")
 	f.StringVar(&fault, "fault", "", "inject a fault for testing: "+fmt.Sprint(worker.Faults))
 	f.MarkHidden("fault")

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -478,5 +479,31 @@ func TestRunLocalTestbed(t *testing.T) {
 	t.Logf("netns+tc at 50 Mbit/s: latency %.1f ms, predicted %.1f ms", rep.LatencyMS, rep.PredictedLatencyMS)
 	if rep.Emulation != EmulationNetns {
 		t.Fatalf("emulation %q, want %q", rep.Emulation, EmulationNetns)
+	}
+}
+
+// TestWorkerSteadySysmon checks that a worker runs with the GODEBUG
+// setting that keeps the runtime's sysmon from polling every 20 µs
+// (worker.SteadySysmon re-executes it, keeping its pid).
+func TestWorkerSteadySysmon(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("re-execution with the setting is Linux only")
+	}
+	l := startWorkers(t, 1, nil)
+	l.mu.Lock()
+	pid := l.procs[0].Process.Pid
+	l.mu.Unlock()
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var godebug string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+			godebug = v
+		}
+	}
+	if !slices.Contains(strings.Split(godebug, ","), worker.SteadySysmonSetting) {
+		t.Errorf("worker (pid %d) runs with GODEBUG=%q, want %s in it", pid, godebug, worker.SteadySysmonSetting)
 	}
 }

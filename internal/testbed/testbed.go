@@ -55,12 +55,25 @@ func DefaultCPUPeriod(quota float64) time.Duration {
 	return min(p, time.Second)
 }
 
+// DefaultMTU is the links' MTU when the Config gives none: jumbo frames.
+// A tbf that holds a backlog sends one packet per token refill, each a
+// timer interrupt and a softirq carrying it through the bridge and the
+// receiver's TCP stack, billed by the kernel to whichever thread happens
+// to be running on that CPU (this kernel has no IRQ time accounting) —
+// usually another emulated device's. On the validation VMs that cost
+// about 16 ns of CPU per byte at 1500-byte frames (25 µs per packet,
+// spread over the devices at random: a compute step of one device took
+// up to 3× its CPU while a peer's bytes flowed) and about 1 ns per byte
+// at 9000 (docs/VALIDATION.md, session 9). The shaped rate is the same.
+const DefaultMTU = 9000
+
 // Limits are one device's emulated resources. Zero values mean "none" in
 // Config and "inherit Config's value" in Config.PerDevice.
 type Limits struct {
 	// Bandwidth is the device's link rate in bytes per second, enforced by
 	// tbf in both directions (0: unshaped). tbf counts Ethernet frames, so
-	// TCP goodput is about 95 % of the rate, as on a real link.
+	// TCP goodput is the rate less the headers, as on a real link (about
+	// 99 % at DefaultMTU, 95 % at 1500 bytes).
 	Bandwidth float64 `json:"bandwidth,omitempty"`
 	// CPUQuota is the CPU time per wall-clock time, as a fraction of one
 	// core (0.5: half a core; 2: two cores; 0: unlimited).
@@ -91,6 +104,8 @@ type Config struct {
 	// Subnet selects 10.<Subnet>.0.0/24 (1–254; 0: chosen from the prefix,
 	// avoiding other beds and the host's routes).
 	Subnet int `json:"subnet,omitempty"`
+	// MTU of every link of the bed (0: DefaultMTU).
+	MTU int `json:"mtu,omitempty"`
 	// HostLink connects the root namespace to the bridge with address
 	// 10.<Subnet>.0.254, so processes on the host (a coordinator, `iop
 	// profile`) reach the devices. The host end is unshaped; traffic to a
@@ -160,6 +175,9 @@ func (c *Config) validate() error {
 	if c.LatencyMS < 0 {
 		return fmt.Errorf("testbed: negative latency")
 	}
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
+		return fmt.Errorf("testbed: MTU %d, want 576–65535", c.MTU)
+	}
 	if c.CPUPeriod != 0 && (c.CPUPeriod < time.Millisecond || c.CPUPeriod > time.Second) {
 		return fmt.Errorf("testbed: CPU period %v, want 1ms–1s", c.CPUPeriod)
 	}
@@ -198,13 +216,21 @@ type Bed struct {
 	Devices   []Device `json:"devices"`
 }
 
+// MTU is the MTU of the bed's links.
+func (b *Bed) MTU() int {
+	if b.Config.MTU == 0 {
+		return DefaultMTU
+	}
+	return b.Config.MTU
+}
+
 // Prefix is the bed's name prefix.
 func (b *Bed) Prefix() string { return b.Config.Prefix }
 
 // Emulation describes what produced measurements on this bed, for reports.
 func (b *Bed) Emulation() string {
-	return fmt.Sprintf("testbed %s: %d network namespaces, tc tbf link shaping, cgroup v1 CPU/memory limits; latency %g ms not applied by the kernel",
-		b.Config.Prefix, len(b.Devices), b.Config.LatencyMS)
+	return fmt.Sprintf("testbed %s: %d network namespaces, tc tbf link shaping (MTU %d), cgroup v1 CPU/memory limits; latency %g ms not applied by the kernel",
+		b.Config.Prefix, len(b.Devices), b.MTU(), b.Config.LatencyMS)
 }
 
 // Sink reads r to EOF and returns the rate in bytes per second, counted

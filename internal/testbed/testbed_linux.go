@@ -131,6 +131,7 @@ func nsName(prefix, what string) string { return "iop-" + prefix + "-" + what }
 // create runs the ip/tc commands and writes the cgroup files.
 func (b *Bed) create(ctx context.Context) error {
 	br := b.Bridge
+	mtu := strconv.Itoa(b.MTU())
 	steps := [][]string{
 		{"ip", "netns", "add", br},
 		{"ip", "-n", br, "link", "set", "lo", "up"},
@@ -144,7 +145,7 @@ func (b *Bed) create(ctx context.Context) error {
 			[]string{"ip", "-n", d.Namespace, "link", "set", "lo", "up"},
 			// Both ends are created directly in their namespaces, so
 			// nothing appears in the host's namespace, not even briefly.
-			[]string{"ip", "link", "add", "eth0", "netns", d.Namespace, "type", "veth", "peer", "name", port, "netns", br},
+			[]string{"ip", "link", "add", "eth0", "mtu", mtu, "netns", d.Namespace, "type", "veth", "peer", "name", port, "mtu", mtu, "netns", br},
 			[]string{"ip", "-n", br, "link", "set", port, "master", "br0"},
 			[]string{"ip", "-n", br, "link", "set", port, "up"},
 			[]string{"ip", "-n", d.Namespace, "addr", "add", d.Addr + "/24", "dev", "eth0"},
@@ -158,7 +159,7 @@ func (b *Bed) create(ctx context.Context) error {
 	}
 	if b.HostIface != "" {
 		steps = append(steps,
-			[]string{"ip", "link", "add", b.HostIface, "type", "veth", "peer", "name", "host", "netns", br},
+			[]string{"ip", "link", "add", b.HostIface, "mtu", mtu, "type", "veth", "peer", "name", "host", "mtu", mtu, "netns", br},
 			[]string{"ip", "link", "set", b.HostIface, "alias", nsName(b.Config.Prefix, "host")},
 			[]string{"ip", "-n", br, "link", "set", "host", "master", "br0"},
 			[]string{"ip", "-n", br, "link", "set", "host", "up"},

@@ -195,6 +195,13 @@ func TestUpDown(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "tbf") {
 			t.Errorf("device %s: no tbf on eth0: %s %v", d.Name, out, err)
 		}
+		// Both ends of the link carry jumbo frames.
+		for _, l := range [][2]string{{d.Namespace, "eth0"}, {b.Bridge, d.Name}} {
+			out, err := exec.Command("ip", "-n", l[0], "link", "show", "dev", l[1]).CombinedOutput()
+			if want := fmt.Sprintf(" mtu %d ", DefaultMTU); err != nil || !strings.Contains(string(out), want) {
+				t.Errorf("device %s: %s in %s: want%s: %s %v", d.Name, l[1], l[0], want, out, err)
+			}
+		}
 	}
 	// The state is visible to another process.
 	l, err := Load(b.Prefix())
@@ -279,7 +286,8 @@ func echo(t *testing.T, c net.Conn, what string) {
 // TestGoodput checks that TCP goodput through the bridge is close to the
 // tbf rate: in process (MeasureBandwidth) and between two processes started
 // in the devices' namespaces. tbf counts Ethernet frames, so the goodput of
-// a 1500-byte-MTU TCP stream is about 95 % of the rate.
+// a TCP stream is the rate less the headers: about 99 % at the testbed's
+// 9000-byte MTU, 95 % at 1500.
 func TestGoodput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -462,6 +470,8 @@ func TestConfigErrors(t *testing.T) {
 		{Devices: 2, Prefix: "waytoolongprefix123"},
 		{Devices: 2, Limits: Limits{CPUQuota: -1}},
 		{Devices: 2, PerDevice: make([]Limits, 3)},
+		{Devices: 2, MTU: 100},
+		{Devices: 2, MTU: 70000},
 	} {
 		if err := c.validate(); err == nil {
 			t.Errorf("%+v: no error", c)
