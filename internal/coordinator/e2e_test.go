@@ -59,10 +59,18 @@ func full() bool { return os.Getenv("IOP_E2E_FULL") == "1" }
 // (SIGTERM, which must end them cleanly) when the test ends.
 func startWorkers(t testing.TB, n int, extra [][]string) *Local {
 	t.Helper()
+	return startWorkersOn(t, LocalConfig{N: n, Mode: "loopback", ExtraArgs: extra})
+}
+
+// startWorkersOn starts the workers cfg describes (Exe and Stderr are
+// filled in); they are stopped when the test ends.
+func startWorkersOn(t testing.TB, cfg LocalConfig) *Local {
+	t.Helper()
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	l, err := StartLocal(context.Background(), LocalConfig{N: n, Exe: iopBin, Mode: "loopback", ExtraArgs: extra,
-		Stderr: writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })})
+	cfg.Exe = iopBin
+	cfg.Stderr = writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
+	l, err := StartLocal(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,9 +193,13 @@ func deployRun(t testing.TB, co *Coordinator, m *testModel, strategy string, n i
 	return res
 }
 
+// newCoordinator connects to l's workers (from inside their namespaces on
+// the testbed).
 func newCoordinator(l *Local, opt Options) *Coordinator {
-	co := New(l.Names, l.Addrs, opt)
-	return co
+	if l.Dial != nil {
+		opt.Dial = l.Dial
+	}
+	return New(l.Names, l.Addrs, opt)
 }
 
 // TestWorkersMatchSingleDevice runs every strategy on 2, 3 and 4 worker
@@ -213,7 +225,9 @@ func TestWorkersMatchSingleDevice(t *testing.T) {
 // TestWorkersLargeModels runs the full-size models (and an imported ONNX
 // model with branches). By default one strategy on 3 workers for ResNet-18
 // and the exported SqueezeNet; IOP_E2E_FULL=1 runs every strategy on 2, 3
-// and 4 workers for alexnet, vgg16, resnet18, mobilenetv2 and squeezenet.
+// and 4 workers for alexnet, vgg16, resnet18, mobilenetv2 and squeezenet,
+// over loopback and, as root, over the netns testbed (links shaped by tbf
+// at 1 Gbit/s).
 func TestWorkersLargeModels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large models in -short mode")
@@ -223,46 +237,66 @@ func TestWorkersLargeModels(t *testing.T) {
 	if out, err := exec.Command(iopBin, "zoo", "export", "squeezenet", "-o", onnxPath).CombinedOutput(); err != nil {
 		t.Fatalf("export: %v\n%s", err, out)
 	}
-	type job struct {
-		model      string
-		strategies []string
-		ns         []int
-	}
-	jobs := []job{
+	jobs := []largeJob{
 		{"resnet18", []string{"iop"}, []int{3}},
 		{onnxPath, []string{"coedge"}, []int{3}},
 	}
 	if full() {
 		jobs = nil
 		for _, m := range []string{"alexnet", "vgg16", "resnet18", "mobilenetv2", onnxPath} {
-			jobs = append(jobs, job{m, planner.Strategies, []int{2, 3, 4}})
+			jobs = append(jobs, largeJob{m, planner.Strategies, []int{2, 3, 4}})
 		}
 	}
-	for _, n := range []int{2, 3, 4} {
-		var mine []job
-		for _, j := range jobs {
-			for _, k := range j.ns {
-				if k == n {
-					mine = append(mine, j)
+	modes := []string{"loopback"}
+	if err := testbed.Available(); err == nil {
+		modes = append(modes, "netns")
+	} else {
+		t.Logf("netns testbed not available (%v): loopback only", err)
+	}
+	for _, mode := range modes {
+		for _, n := range []int{2, 3, 4} {
+			var mine []largeJob
+			for _, j := range jobs {
+				for _, k := range j.ns {
+					if k == n {
+						mine = append(mine, j)
+					}
 				}
 			}
-		}
-		if len(mine) == 0 {
-			continue
-		}
-		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
-			l := startWorkers(t, n, nil)
-			co := newCoordinator(l, Options{RequestTimeout: 5 * time.Minute})
-			defer co.Close()
-			for _, j := range mine {
-				m := loadTestModel(t, j.model)
-				for _, s := range j.strategies {
-					t0 := time.Now()
-					res := deployRun(t, co, m, s, n)
-					t.Logf("%s %s n=%d: deploy+run %v, latency %v", filepath.Base(j.model), s, n, time.Since(t0).Round(time.Millisecond), res.Latency.Round(time.Microsecond))
-				}
+			if len(mine) == 0 {
+				continue
 			}
-		})
+			t.Run(fmt.Sprintf("%s/n%d", mode, n), func(t *testing.T) {
+				cfg := LocalConfig{N: n, Mode: mode}
+				if mode == "netns" {
+					cfg.Bandwidth = 125e6
+				}
+				runLargeModels(t, startWorkersOn(t, cfg), mine, n)
+			})
+		}
+	}
+}
+
+// largeJob is a model with the strategies and worker counts to run it on.
+type largeJob struct {
+	model      string
+	strategies []string
+	ns         []int
+}
+
+// runLargeModels deploys and runs each job's strategies on l's n workers,
+// comparing with single-device inference.
+func runLargeModels(t *testing.T, l *Local, jobs []largeJob, n int) {
+	co := newCoordinator(l, Options{RequestTimeout: 5 * time.Minute})
+	defer co.Close()
+	for _, j := range jobs {
+		m := loadTestModel(t, j.model)
+		for _, s := range j.strategies {
+			t0 := time.Now()
+			res := deployRun(t, co, m, s, n)
+			t.Logf("%s %s n=%d (%s): deploy+run %v, latency %v", filepath.Base(j.model), s, n, l.Emulation,
+				time.Since(t0).Round(time.Millisecond), res.Latency.Round(time.Microsecond))
+		}
 	}
 }
 
