@@ -540,4 +540,8 @@ func TestWorkerSteadySysmon(t *testing.T) {
 	if !slices.Contains(strings.Split(godebug, ","), worker.SteadySysmonSetting) {
 		t.Errorf("worker (pid %d) runs with GODEBUG=%q, want %s in it", pid, godebug, worker.SteadySysmonSetting)
 	}
+	// It keeps its name (ps, top).
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) != filepath.Base(iopBin) {
+		t.Errorf("worker (pid %d) is named %q, want %q (%v)", pid, comm, filepath.Base(iopBin), err)
+	}
 }

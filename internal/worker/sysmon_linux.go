@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -16,8 +17,15 @@ func SteadySysmon() error {
 	if !changed {
 		return nil
 	}
-	if err := syscall.Exec("/proc/self/exe", os.Args, env); err != nil {
-		return fmt.Errorf("re-executing the worker with GODEBUG=%s: %w", SteadySysmonSetting, err)
+	// The executable by its path, so the process keeps its name (exec of
+	// /proc/self/exe would name it "exe" in ps and top); /proc/self/exe
+	// only if the file was replaced or removed since this process started.
+	exe, err := os.Executable()
+	if err != nil || strings.HasSuffix(exe, " (deleted)") {
+		exe = "/proc/self/exe"
+	}
+	if err := syscall.Exec(exe, os.Args, env); err != nil {
+		return fmt.Errorf("re-executing the worker (%s) with GODEBUG=%s: %w", exe, SteadySysmonSetting, err)
 	}
 	return nil
 }
