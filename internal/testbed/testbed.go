@@ -175,7 +175,10 @@ func (c *Config) validate() error {
 	if c.LatencyMS < 0 {
 		return fmt.Errorf("testbed: negative latency")
 	}
-	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
+	if c.MTU == 0 {
+		c.MTU = DefaultMTU
+	}
+	if c.MTU < 576 || c.MTU > 65535 {
 		return fmt.Errorf("testbed: MTU %d, want 576–65535", c.MTU)
 	}
 	if c.CPUPeriod != 0 && (c.CPUPeriod < time.Millisecond || c.CPUPeriod > time.Second) {
@@ -216,21 +219,13 @@ type Bed struct {
 	Devices   []Device `json:"devices"`
 }
 
-// MTU is the MTU of the bed's links.
-func (b *Bed) MTU() int {
-	if b.Config.MTU == 0 {
-		return DefaultMTU
-	}
-	return b.Config.MTU
-}
-
 // Prefix is the bed's name prefix.
 func (b *Bed) Prefix() string { return b.Config.Prefix }
 
 // Emulation describes what produced measurements on this bed, for reports.
 func (b *Bed) Emulation() string {
 	return fmt.Sprintf("testbed %s: %d network namespaces, tc tbf link shaping (MTU %d), cgroup v1 CPU/memory limits; latency %g ms not applied by the kernel",
-		b.Config.Prefix, len(b.Devices), b.MTU(), b.Config.LatencyMS)
+		b.Config.Prefix, len(b.Devices), b.Config.MTU, b.Config.LatencyMS)
 }
 
 // Sink reads r to EOF and returns the rate in bytes per second, counted

@@ -131,7 +131,7 @@ func nsName(prefix, what string) string { return "iop-" + prefix + "-" + what }
 // create runs the ip/tc commands and writes the cgroup files.
 func (b *Bed) create(ctx context.Context) error {
 	br := b.Bridge
-	mtu := strconv.Itoa(b.MTU())
+	mtu := strconv.Itoa(b.Config.MTU)
 	steps := [][]string{
 		{"ip", "netns", "add", br},
 		{"ip", "-n", br, "link", "set", "lo", "up"},
